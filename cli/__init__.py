@@ -1,0 +1,1 @@
+"""The `rag` command: on top of `rag`, `api` and `eval`."""

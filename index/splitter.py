@@ -1,0 +1,72 @@
+"""Split documents into passages measured in the embedder's tokens, with exact character offsets."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from tokenizers import Tokenizer
+
+from index.types import Chunk, Document
+
+# Paragraphs first, then lines, sentences, clauses and words: passages end at natural boundaries.
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+
+
+class TokenChunker:
+    """Recursive splitting with length in word-piece tokens; offsets are found, never estimated."""
+
+    def __init__(self, tokenizer_file: Path, chunk_size: int, chunk_overlap: int) -> None:
+        if chunk_size < 8:
+            raise ValueError(f"chunk_size must be at least 8 tokens, got {chunk_size}")
+        if not 0 <= chunk_overlap < chunk_size:
+            raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {chunk_overlap}")
+        self.tokenizer_file = tokenizer_file
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+
+    @cached_property
+    def _tokenizer(self) -> Tokenizer:
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    @cached_property
+    def _splitter(self) -> RecursiveCharacterTextSplitter:
+        return RecursiveCharacterTextSplitter(
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            length_function=self.count_tokens,
+            separators=SEPARATORS,
+            keep_separator="end",
+            strip_whitespace=True,
+        )
+
+    def split(self, document: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        search_from = 0
+        for piece in self._splitter.split_text(document.text):
+            if not piece.strip():
+                continue
+            # Pieces are verbatim substrings in document order; overlap means the next one may start
+            # before the previous one ends, but never before the previous one starts.
+            start = document.text.find(piece, search_from)
+            if start < 0:
+                raise ValueError(f"splitter produced text not found in {document.doc_id}")
+            end = start + len(piece)
+            chunks.append(
+                Chunk(
+                    chunk_id=f"{document.doc_id}#{len(chunks)}",
+                    doc_id=document.doc_id,
+                    text=piece,
+                    start=start,
+                    end=end,
+                )
+            )
+            search_from = start + 1
+        return chunks

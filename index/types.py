@@ -1,0 +1,61 @@
+"""Core data types of the index layer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EmbedderBackend(StrEnum):
+    """How all-MiniLM-L6-v2 is run: both produce the same vectors (cosine ≥ 0.999)."""
+
+    ONNX_INT8 = "onnx-int8"
+    TORCH = "torch"
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    source: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: `document.text[start:end] == text` always holds."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Everything that decides what the index contains; recorded in the manifest."""
+
+    embedder_model: str = "all-MiniLM-L6-v2"
+    embedder_backend: EmbedderBackend = EmbedderBackend.ONNX_INT8
+    chunk_size_tokens: int = 64
+    chunk_overlap_tokens: int = 16
+    embed_batch_size: int = 32
+    embed_threads: int = 2
+
+
+def slugify(value: str, max_length: int = 48) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
+    return slug[:max_length].strip("-") or "document"
+
+
+def make_doc_id(name: str, text: str) -> str:
+    """Stable id: a slug of the title or file name plus a short content hash."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{slugify(name)}-{digest}"

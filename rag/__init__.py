@@ -1,0 +1,1 @@
+"""Questions in, cited answers out: retrieval, re-scoring, generation and citation checking."""

@@ -1,0 +1,216 @@
+"""Make the answer's `[n]` markers honest: drop invalid ones, add missing ones, renumber 1..k."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.prompt import ABSTAIN_TEXT
+from rag.types import Citation, Passage
+
+# "[1]", "[1, 2]", "[1][2]", "[Passage 2]"
+_MARKER = re.compile(r"\s*\[(?:passages?\s*)?(\d+(?:\s*(?:,|and)\s*\d+)*)\]", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
+# Words that end in a full stop without ending a sentence ("Mr. Xi", "Feb. 3", "Joseph R. DeTrani").
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sen",
+        "rep",
+        "gen",
+        "gov",
+        "st",
+        "jr",
+        "sr",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "vs",
+        "etc",
+        "no",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "u.k",
+        "u.n",
+        "e.g",
+        "i.e",
+    ]
+)
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "she",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "they",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "not",
+        "no",
+        "yes",
+    ]
+)
+_ABSTAIN_PATTERNS = re.compile(
+    r"(documents?|passages?|context|text)\s+(do(es)?\s*n[o’']?t|do(es)? not)\s+(say|mention|contain|"
+    r"provide|state|specify)|not (mentioned|stated|given) in the (documents?|passages?|context)",
+    re.IGNORECASE,
+)
+
+SUPPORT_THRESHOLD = 0.5
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+
+
+def support(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words found in the passage."""
+    words = content_words(sentence)
+    if not words:
+        return 0.0
+    return len(words & content_words(passage)) / len(words)
+
+
+def is_abstention(reply: str) -> bool:
+    text = _MARKER.sub("", reply).strip()
+    if not text:
+        return True
+    if text.lower().startswith(ABSTAIN_TEXT.lower().rstrip(".")):
+        return True
+    return bool(_ABSTAIN_PATTERNS.search(text)) and not _MARKER.search(reply)
+
+
+@dataclass(frozen=True)
+class CheckedAnswer:
+    text: str
+    citations: list[Citation]
+    supported: bool
+
+
+def _split_sentences(text: str) -> list[str]:
+    sentences: list[str] = []
+    start = 0
+    text = text.strip()
+    for boundary in _SENTENCE_END.finditer(text):
+        words = text[start : boundary.start()].split()
+        last_word = words[-1].rstrip(".").lower() if words else ""
+        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+            continue
+        sentences.append(text[start : boundary.start()])
+        start = boundary.end()
+    sentences.append(text[start:])
+    return [s for s in sentences if s.strip()]
+
+
+def _numbers(marker_body: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", marker_body)]
+
+
+def check_citations(reply: str, passages: list[Passage]) -> CheckedAnswer:
+    """Validate, complete and renumber citations so that `[n]` in the text matches `n` in the list."""
+    valid = range(1, len(passages) + 1)
+    supported = True
+    sentences: list[tuple[str, list[int]]] = []  # text without markers, cited passage numbers
+    for sentence in _split_sentences(reply):
+        cited = [n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1)) if n in valid]
+        bare = _MARKER.sub("", sentence).strip()
+        if not bare:
+            if sentences:  # a marker that trailed the previous sentence's full stop
+                sentences[-1] = (sentences[-1][0], sentences[-1][1] + cited)
+            continue
+        if not cited and content_words(bare):
+            scores = [support(bare, p.text) for p in passages]
+            best = max(range(len(scores)), key=scores.__getitem__, default=None)
+            if best is not None and scores[best] >= SUPPORT_THRESHOLD:
+                cited = [best + 1]
+            else:
+                supported = False
+        sentences.append((bare, cited))
+
+    order: list[int] = []
+    for _, cited in sentences:
+        for n in cited:
+            if n not in order:
+                order.append(n)
+    renumber = {old: new for new, old in enumerate(order, start=1)}
+    parts = []
+    for bare, cited in sentences:
+        markers = "".join(f"[{renumber[n]}]" for n in dict.fromkeys(cited))
+        if markers and bare[-1:] in ".!?":
+            parts.append(f"{bare[:-1]} {markers}{bare[-1]}")
+        elif markers:
+            parts.append(f"{bare} {markers}")
+        else:
+            parts.append(bare)
+    citations = [
+        Citation(
+            n=renumber[old],
+            chunk_id=passages[old - 1].chunk_id,
+            doc_id=passages[old - 1].doc_id,
+            title=passages[old - 1].title,
+            text=passages[old - 1].text,
+            start=passages[old - 1].start,
+            end=passages[old - 1].end,
+            score=passages[old - 1].score,
+        )
+        for old in order
+    ]
+    return CheckedAnswer(" ".join(parts), citations, supported and bool(citations))

@@ -1,0 +1,93 @@
+"""The one settings object: every knob, its default, and the `RAG_` environment variable that sets it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.types import EmbedderBackend, IndexSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RetrieverKind(StrEnum):
+    DENSE = "dense"
+    BM25 = "bm25"
+    HYBRID = "hybrid"
+
+
+class GeneratorKind(StrEnum):
+    LLAMA_CPP = "llama-cpp"
+    OPENAI = "openai"
+
+
+class Settings(BaseSettings):
+    """Defaults work on the built-in article; CLI flags and request fields override per call."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # --- index ---------------------------------------------------------------------------------
+    index_dir: Path = Field(Path("var/index"), description="Where the index lives on disk.")
+    corpus_path: Path = Field(
+        PROJECT_ROOT / "corpus", description="Documents indexed by `make run` when no index exists."
+    )
+    embedder_backend: EmbedderBackend = Field(
+        EmbedderBackend.ONNX_INT8, description="onnx-int8 (fastest, same rankings) or torch."
+    )
+    chunk_size: int = Field(64, ge=8, le=256, description="Passage length in embedder tokens.")
+    chunk_overlap: int = Field(16, ge=0, description="Tokens shared by neighbouring passages.")
+    embed_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
+    embed_threads: int = Field(2, ge=1, description="CPU threads for embedding.")
+
+    # --- retrieval -----------------------------------------------------------------------------
+    retriever: RetrieverKind = Field(RetrieverKind.HYBRID, description="dense, bm25 or hybrid (RRF).")
+    top_k: int = Field(3, ge=1, le=20, description="Passages given to the generator.")
+    candidates: int = Field(20, ge=1, le=200, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    rescore: bool = Field(False, description="Re-score the fused top candidates with the LLM judge.")
+    rescore_top: int = Field(4, ge=1, le=10, description="Candidates the re-scorer judges.")
+    min_relevance: float = Field(
+        0.22, description="Relevance gate: abstain without generating below this cosine similarity."
+    )
+
+    # --- generation ----------------------------------------------------------------------------
+    generator: GeneratorKind = Field(GeneratorKind.LLAMA_CPP, description="llama-cpp or openai.")
+    model_path: Path | None = Field(None, description="A GGUF file to use instead of the packaged model.")
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "rag-chatbot", description="Where the packaged model is assembled."
+    )
+    llm_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
+    llm_context: int = Field(2048, ge=512, description="Context window of the local model (tokens).")
+    max_tokens: int = Field(96, ge=8, le=1024, description="Longest answer (tokens).")
+    openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible server.")
+    openai_api_key: str = Field("not-needed", description="API key for that server.")
+    openai_model: str = Field("local", description="Model name sent to that server.")
+    openai_timeout_s: float = Field(120.0, gt=0, description="Timeout per request to that server.")
+
+    # --- serving -------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    admin_token: str | None = Field(None, description="Bearer token for document upload/removal.")
+    max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest document upload.")
+    max_body_bytes: int = Field(64_000, ge=1024, description="Largest JSON request body.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    max_concurrent_generations: int = Field(1, ge=1, description="Answers generated at once.")
+    max_queued_generations: int = Field(8, ge=0, description="Answers waiting; beyond this: 503.")
+
+    def index_spec(self) -> IndexSpec:
+        return IndexSpec(
+            embedder_backend=self.embedder_backend,
+            chunk_size_tokens=self.chunk_size,
+            chunk_overlap_tokens=self.chunk_overlap,
+            embed_batch_size=self.embed_batch_size,
+            embed_threads=self.embed_threads,
+        )
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """A validated copy with some fields changed (for CLI flags, requests and eval grids)."""
+        merged = self.model_dump()
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(merged)

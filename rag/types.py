@@ -1,0 +1,74 @@
+"""The answer types of ARCHITECTURE.md; pydantic models so the API returns them as they are."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from index.types import Chunk
+
+
+class Passage(BaseModel):
+    """A retrieved passage (a Hit): the chunk's fields with its score and rank."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+    rank: int
+    retriever: str = Field(description="Which stage produced the score: dense, bm25, hybrid, rescore.")
+    relevance: float | None = Field(None, description="Cosine similarity to the question, for the gate.")
+
+    @classmethod
+    def from_chunk(cls, chunk: Chunk, title: str, score: float, rank: int, retriever: str) -> Passage:
+        return cls(
+            chunk_id=chunk.chunk_id,
+            doc_id=chunk.doc_id,
+            title=title,
+            text=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            score=score,
+            rank=rank,
+            retriever=retriever,
+        )
+
+
+class Citation(BaseModel):
+    n: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=8000)
+
+
+class ModelInfo(BaseModel):
+    generator: str
+    model: str
+    embedder: str
+    retriever: str
+    rescore: bool
+
+
+class Answer(BaseModel):
+    answer: str
+    abstained: bool
+    abstain_reason: Literal["relevance_gate", "model", "no_passages"] | None = None
+    supported: bool = Field(True, description="False when a sentence could not be tied to a passage.")
+    citations: list[Citation]
+    passages: list[Passage]
+    standalone_question: str
+    timings_ms: dict[str, float]
+    model: ModelInfo
