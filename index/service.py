@@ -11,7 +11,9 @@ from index.types import IndexSpec
 
 
 def make_chunker(spec: IndexSpec) -> TokenChunker:
-    return TokenChunker(minilm_folder() / "tokenizer.json", spec.chunk_size_tokens, spec.chunk_overlap_tokens)
+    return TokenChunker(
+        minilm_folder() / "tokenizer.json", spec.chunk_size_tokens, spec.chunk_overlap_tokens, spec.chunk_unit
+    )
 
 
 def make_spec_embedder(spec: IndexSpec) -> Embedder:

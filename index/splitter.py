@@ -8,16 +8,19 @@ from pathlib import Path
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from tokenizers import Tokenizer
 
-from index.types import Chunk, Document
+from index.types import Chunk, ChunkUnit, Document
 
 # Paragraphs first, then lines, sentences, clauses and words: passages end at natural boundaries.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 
 class TokenChunker:
-    """Recursive splitting with length in word-piece tokens; offsets are found, never estimated."""
+    """Recursive splitting with length in word-piece tokens (or characters, for the common baseline);
+    offsets are found, never estimated."""
 
-    def __init__(self, tokenizer_file: Path, chunk_size: int, chunk_overlap: int) -> None:
+    def __init__(
+        self, tokenizer_file: Path, chunk_size: int, chunk_overlap: int, unit: ChunkUnit = ChunkUnit.TOKENS
+    ) -> None:
         if chunk_size < 8:
             raise ValueError(f"chunk_size must be at least 8 tokens, got {chunk_size}")
         if not 0 <= chunk_overlap < chunk_size:
@@ -25,6 +28,7 @@ class TokenChunker:
         self.tokenizer_file = tokenizer_file
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.unit = ChunkUnit(unit)
 
     @cached_property
     def _tokenizer(self) -> Tokenizer:
@@ -41,7 +45,7 @@ class TokenChunker:
         return RecursiveCharacterTextSplitter(
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
-            length_function=self.count_tokens,
+            length_function=self.count_tokens if self.unit is ChunkUnit.TOKENS else len,
             separators=SEPARATORS,
             keep_separator="end",
             strip_whitespace=True,

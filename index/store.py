@@ -107,9 +107,7 @@ class PassageIndex:
             if not self._chunks or k <= 0:
                 return []
             scores, ids = self._faiss.search(query_vector.reshape(1, -1).astype(np.float32), k)
-            return [
-                (self._chunks[int(i)], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
-            ]
+            return [(self._chunks[int(i)], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
     def vectors_for(self, chunk_ids: Sequence[str]) -> Vectors:
         """Stored vectors of the given passages (for re-scoring and the relevance gate)."""
@@ -184,9 +182,10 @@ class PassageIndex:
                     "normalized": True,
                 },
                 "splitter": {
-                    "kind": "recursive-character, length in embedder tokens",
-                    "chunk_size_tokens": self.spec.chunk_size_tokens,
-                    "chunk_overlap_tokens": self.spec.chunk_overlap_tokens,
+                    "kind": "recursive-character",
+                    "unit": self.spec.chunk_unit.value,
+                    "chunk_size": self.spec.chunk_size_tokens,
+                    "chunk_overlap": self.spec.chunk_overlap_tokens,
                 },
                 "faiss": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner product on unit vectors"},
                 "next_id": self._next_id,
@@ -245,9 +244,7 @@ class PassageIndex:
         return manifest
 
     @classmethod
-    def load(
-        cls, directory: Path, spec: IndexSpec, embedder: Embedder, chunker: TokenChunker
-    ) -> PassageIndex:
+    def load(cls, directory: Path, spec: IndexSpec, embedder: Embedder, chunker: TokenChunker) -> PassageIndex:
         manifest = cls.read_manifest(directory)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexMismatchError(

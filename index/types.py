@@ -15,6 +15,13 @@ class EmbedderBackend(StrEnum):
     TORCH = "torch"
 
 
+class ChunkUnit(StrEnum):
+    """What chunk_size counts: embedder tokens (default) or characters (the common baseline)."""
+
+    TOKENS = "tokens"
+    CHARS = "chars"
+
+
 @dataclass(frozen=True)
 class Document:
     doc_id: str
@@ -46,6 +53,7 @@ class IndexSpec:
     embedder_backend: EmbedderBackend = EmbedderBackend.ONNX_INT8
     chunk_size_tokens: int = 64
     chunk_overlap_tokens: int = 16
+    chunk_unit: ChunkUnit = ChunkUnit.TOKENS
     embed_batch_size: int = 32
     embed_threads: int = 2
 

@@ -163,6 +163,4 @@ def make_generator(settings: Settings) -> Generator:
             settings.openai_model,
             settings.openai_timeout_s,
         )
-    return LlamaCppGenerator(
-        settings.model_path, settings.model_cache_dir, settings.llm_threads, settings.llm_context
-    )
+    return LlamaCppGenerator(settings.model_path, settings.model_cache_dir, settings.llm_threads, settings.llm_context)

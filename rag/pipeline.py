@@ -92,9 +92,7 @@ class Pipeline:
     def retriever(self, kind: RetrieverKind) -> Retriever:
         if kind not in self._retrievers:
             # Hybrid reuses the dense and keyword retrievers so the BM25 index is built once.
-            self._retrievers[kind] = make_retriever(
-                kind, self.index, self.settings.candidates, self.settings.rrf_k
-            )
+            self._retrievers[kind] = make_retriever(kind, self.index, self.settings.candidates, self.settings.rrf_k)
         return self._retrievers[kind]
 
     def model_info(self, retriever: RetrieverKind, rescore: bool) -> ModelInfo:
@@ -125,9 +123,7 @@ class Pipeline:
         """Ranked passages for a question, each with its cosine relevance to it."""
         k = top_k or self.settings.top_k
         use_rescore = self.settings.rescore if rescore is None else rescore
-        candidates = self._candidates(
-            question, max(k, self.settings.rescore_top) if use_rescore else k, retriever
-        )
+        candidates = self._candidates(question, max(k, self.settings.rescore_top) if use_rescore else k, retriever)
         if use_rescore:
             candidates = self._rescorer.rescore(question, candidates)
         return candidates[:k]
@@ -142,9 +138,7 @@ class Pipeline:
         passages = []
         for rank, (hit, rel) in enumerate(zip(hits, relevance, strict=True), start=1):
             document = self.index.document(hit.chunk.doc_id)
-            passage = Passage.from_chunk(
-                hit.chunk, document.title if document else "", hit.score, rank, kind.value
-            )
+            passage = Passage.from_chunk(hit.chunk, document.title if document else "", hit.score, rank, kind.value)
             passages.append(passage.model_copy(update={"relevance": round(rel, 4)}))
         return passages
 
@@ -177,9 +171,7 @@ class Pipeline:
         best_relevance = max((p.relevance or 0.0 for p in passages), default=0.0)
         info = self.model_info(kind, use_rescore)
         if not passages or best_relevance < self.settings.min_relevance:
-            reason: Literal["relevance_gate", "no_passages"] = (
-                "no_passages" if not passages else "relevance_gate"
-            )
+            reason: Literal["relevance_gate", "no_passages"] = "no_passages" if not passages else "relevance_gate"
             yield TokenEvent(ABSTAIN_TEXT)
             yield DoneEvent(self._abstain(reason, passages, standalone, clock, info))
             return

@@ -46,9 +46,7 @@ def _quote(text: str) -> str:
 
 
 def format_passages(texts: Sequence[str]) -> str:
-    return "\n".join(
-        f'<passage n="{n}">\n[{n}] {_quote(t)}\n</passage>' for n, t in enumerate(texts, start=1)
-    )
+    return "\n".join(f'<passage n="{n}">\n[{n}] {_quote(t)}\n</passage>' for n, t in enumerate(texts, start=1))
 
 
 def user_message(passage_texts: Sequence[str], question: str) -> str:

@@ -87,11 +87,7 @@ class BM25Retriever(Retriever):
             return []
         k = min(k, len(chunks))
         ids, scores = model.retrieve(self._tokenize([query.text]), k=k, show_progress=False, n_threads=1)
-        return [
-            ScoredChunk(chunks[int(i)], float(s))
-            for i, s in zip(ids[0], scores[0], strict=True)
-            if float(s) > 0.0
-        ]
+        return [ScoredChunk(chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if float(s) > 0.0]
 
 
 class HybridRetriever(Retriever):

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.types import EmbedderBackend, IndexSpec
+from index.types import ChunkUnit, EmbedderBackend, IndexSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     embedder_backend: EmbedderBackend = Field(
         EmbedderBackend.ONNX_INT8, description="onnx-int8 (fastest, same rankings) or torch."
     )
-    chunk_size: int = Field(64, ge=8, le=256, description="Passage length in embedder tokens.")
-    chunk_overlap: int = Field(16, ge=0, description="Tokens shared by neighbouring passages.")
+    chunk_size: int = Field(64, ge=8, le=4000, description="Passage length (in chunk_unit).")
+    chunk_overlap: int = Field(16, ge=0, description="Length shared by neighbouring passages.")
+    chunk_unit: ChunkUnit = Field(ChunkUnit.TOKENS, description="tokens (embedder's) or chars.")
     embed_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(2, ge=1, description="CPU threads for embedding.")
 
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
             embedder_backend=self.embedder_backend,
             chunk_size_tokens=self.chunk_size,
             chunk_overlap_tokens=self.chunk_overlap,
+            chunk_unit=self.chunk_unit,
             embed_batch_size=self.embed_batch_size,
             embed_threads=self.embed_threads,
         )

@@ -62,9 +62,7 @@ class TestTokenChunker:
             covered.update(range(chunk.start, chunk.end))
         assert all(text[i].isspace() for i in range(len(text)) if i not in covered)
 
-    def test_passages_respect_the_token_budget_and_overlap(
-        self, tokenizer_file: Path, article_text: str
-    ) -> None:
+    def test_passages_respect_the_token_budget_and_overlap(self, tokenizer_file: Path, article_text: str) -> None:
         chunker = TokenChunker(tokenizer_file, 64, 16)
         chunks = chunker.split(Document("a", "t", "s", article_text))
         assert len(chunks) > 10

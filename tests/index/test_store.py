@@ -21,9 +21,7 @@ def write(path: Path, text: str) -> Path:
 
 
 class TestPassageIndex:
-    def test_saved_index_reloads_with_the_same_search_results(
-        self, article_index: PassageIndex, settings
-    ) -> None:  # type: ignore[no-untyped-def]
+    def test_saved_index_reloads_with_the_same_search_results(self, article_index: PassageIndex, settings) -> None:  # type: ignore[no-untyped-def]
         reloaded = open_index(settings.index_dir, SPEC)
         query = article_index.embedder.embed_query("what did Deng agree in 1979?")
         assert [c.chunk_id for c, _ in reloaded.search(query, 3)] == [
