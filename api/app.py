@@ -54,7 +54,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
 def _field_errors(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for item in error.errors():
-        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
+        location = [str(part) for part in item.get("loc", ())]
+        if location and location[0] in ("body", "query", "path", "header"):
+            location = location[1:]  # where the field was sent, not its name
         field = ".".join(location) or "body"
         details.append({"field": field, "message": item.get("msg", "invalid")})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)

@@ -145,7 +145,7 @@ class CheckedAnswer:
     supported: bool
 
 
-def _split_sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     start = 0
     text = text.strip()
@@ -169,7 +169,7 @@ def check_citations(reply: str, passages: list[Passage]) -> CheckedAnswer:
     valid = range(1, len(passages) + 1)
     supported = True
     sentences: list[tuple[str, list[int]]] = []  # text without markers, cited passage numbers
-    for sentence in _split_sentences(reply):
+    for sentence in split_sentences(reply):
         cited = [n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1)) if n in valid]
         bare = _MARKER.sub("", sentence).strip()
         if not bare:

@@ -47,7 +47,10 @@ class Generator(ABC):
 class LlamaCppGenerator(Generator):
     """One llama.cpp model in this process; calls are serialised and the prompt prefix's KV cache reused."""
 
-    def __init__(self, model_path: Path | None, cache_dir: Path, threads: int, context: int) -> None:
+    def __init__(
+        self, model_path: Path | None, cache_dir: Path, threads: int, context: int, prefix_cache_mb: int = 512
+    ) -> None:
+        self._prefix_cache_mb = prefix_cache_mb
         self._explicit_path = model_path
         self._cache_dir = cache_dir
         self._threads = threads
@@ -84,6 +87,12 @@ class LlamaCppGenerator(Generator):
             )
             if self._explicit_path is None:
                 check_metadata(llama.metadata, QWEN_15B, path)
+            if self._prefix_cache_mb:
+                from llama_cpp import LlamaRAMCache
+
+                # The answer, rewrite and judge prompts each have a fixed prefix; keeping their KV states
+                # lets the model switch between them without decoding a prefix again.
+                llama.set_cache(LlamaRAMCache(capacity_bytes=self._prefix_cache_mb << 20))
             self.path = path
             self._llama = llama
 
@@ -163,4 +172,10 @@ def make_generator(settings: Settings) -> Generator:
             settings.openai_model,
             settings.openai_timeout_s,
         )
-    return LlamaCppGenerator(settings.model_path, settings.model_cache_dir, settings.llm_threads, settings.llm_context)
+    return LlamaCppGenerator(
+        settings.model_path,
+        settings.model_cache_dir,
+        settings.llm_threads,
+        settings.llm_context,
+        settings.llm_prefix_cache_mb,
+    )

@@ -16,7 +16,8 @@ from rag.prompt import ABSTAIN_TEXT, answer_messages, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, cosine_relevance, make_retriever
 from rag.settings import RetrieverKind, Settings
-from rag.types import Answer, ModelInfo, Passage, Turn
+from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
+from rag.verifier import AnswerVerifier
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Pipeline:
         self.generator = generator
         self._retrievers: dict[RetrieverKind, Retriever] = {}
         self._rescorer: Rescorer = LLMJudgeRescorer(generator, settings.rescore_top)
+        self._verifier = AnswerVerifier(generator)
 
     @classmethod
     def from_settings(
@@ -192,6 +194,14 @@ class Pipeline:
             return
         checked = check_citations(reply, passages)
         clock.lap("cite_ms")
+        if self.settings.verify_answers and not self._verifier.supported(
+            standalone, checked.text, [c.text for c in checked.citations]
+        ):
+            clock.lap("verify_ms")
+            yield DoneEvent(self._abstain("unverified", passages, standalone, clock, info, first_token_ms))
+            return
+        if self.settings.verify_answers:
+            clock.lap("verify_ms")
         timings = clock.total()
         if first_token_ms is not None:
             timings["first_token_ms"] = first_token_ms
@@ -210,7 +220,7 @@ class Pipeline:
 
     def _abstain(
         self,
-        reason: Literal["relevance_gate", "model", "no_passages"],
+        reason: AbstainReason,
         passages: list[Passage],
         standalone: str,
         clock: _Stopwatch,

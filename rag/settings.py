@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     rescore: bool = Field(False, description="Re-score the fused top candidates with the LLM judge.")
     rescore_top: int = Field(4, ge=1, le=10, description="Candidates the re-scorer judges.")
+    verify_answers: bool = Field(True, description="Abstain when the model judges its answer unsupported.")
     min_relevance: float = Field(
         0.22, description="Relevance gate: abstain without generating below this cosine similarity."
     )
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     )
     llm_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
     llm_context: int = Field(2048, ge=512, description="Context window of the local model (tokens).")
+    llm_prefix_cache_mb: int = Field(512, ge=0, description="RAM for cached prompt-prefix KV states (0: off).")
     max_tokens: int = Field(96, ge=8, le=1024, description="Longest answer (tokens).")
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible server.")
     openai_api_key: str = Field("not-needed", description="API key for that server.")

@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 
 from index.types import Chunk
 
+AbstainReason = Literal["relevance_gate", "model", "unverified", "no_passages"]
+
 
 class Passage(BaseModel):
     """A retrieved passage (a Hit): the chunk's fields with its score and rank."""
@@ -65,7 +67,7 @@ class ModelInfo(BaseModel):
 class Answer(BaseModel):
     answer: str
     abstained: bool
-    abstain_reason: Literal["relevance_gate", "model", "no_passages"] | None = None
+    abstain_reason: AbstainReason | None = None
     supported: bool = Field(True, description="False when a sentence could not be tied to a passage.")
     citations: list[Citation]
     passages: list[Passage]

@@ -38,7 +38,9 @@ def article_index(settings: Settings) -> PassageIndex:
 @pytest.fixture(scope="session")
 def generator(settings: Settings) -> Iterator[Generator]:
     """The real default model (Qwen2.5-Coder-1.5B Q4_K_M), loaded once for the whole session."""
-    model = LlamaCppGenerator(None, settings.model_cache_dir, settings.llm_threads, settings.llm_context)
+    model = LlamaCppGenerator(
+        None, settings.model_cache_dir, settings.llm_threads, settings.llm_context, settings.llm_prefix_cache_mb
+    )
     model.warm_up()
     yield model
 
@@ -57,3 +59,62 @@ def artifact_dir(name: str) -> Path:
     path = ARTIFACTS / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- a real HTTP server on loopback ---------------------------------------------------------------
+class LiveServer:
+    """uvicorn serving the real app in a background thread, on a free loopback port."""
+
+    def __init__(self, app: object) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", loop="asyncio")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        import httpx
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the test server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def server_pipeline(settings: Settings, generator: Generator, index_dir: Path) -> tuple[Settings, Pipeline]:
+    """A pipeline over its own copy of the article index (so ingest tests change nothing shared)."""
+    own = settings.with_overrides(index_dir=index_dir)
+    index = Pipeline.empty_index(own)
+    index.add(load_documents(ARTICLE))
+    index.save(index_dir)
+    return own, Pipeline(own, index, generator)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    settings: Settings, generator: Generator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    from api.app import create_app
+
+    own, pipeline = server_pipeline(settings, generator, tmp_path_factory.mktemp("server") / "index")
+    own = own.with_overrides(admin_token="test-token", max_upload_bytes=200_000)
+    with LiveServer(create_app(own, pipeline)) as server:
+        yield server

@@ -1,0 +1,86 @@
+"""The OpenAI-compatible generator against a real server: llama-cpp-python's own, started on loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from index.store import PassageIndex
+from rag.generators import GeneratorError, LlamaCppGenerator, OpenAICompatibleGenerator
+from rag.pipeline import Pipeline
+from rag.settings import GeneratorKind, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def llama_server(generator: LlamaCppGenerator) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(generator.path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+            "--model_alias",
+            "local",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama_cpp.server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class TestOpenAICompatibleGenerator:
+    def test_streams_a_reply_from_a_real_server(self, llama_server: str) -> None:
+        remote = OpenAICompatibleGenerator(llama_server, "none", "local", 60)
+        pieces = list(remote.stream([{"role": "user", "content": "Reply with the single word: hello"}], 8))
+        assert len(pieces) >= 1 and "hello" in "".join(pieces).lower()
+
+    def test_pipeline_answers_through_the_remote_server(
+        self, llama_server: str, settings: Settings, article_index: PassageIndex
+    ) -> None:
+        remote_settings = settings.with_overrides(generator=GeneratorKind.OPENAI, openai_base_url=llama_server)
+        pipeline = Pipeline(remote_settings, article_index, OpenAICompatibleGenerator(llama_server, "x", "local", 60))
+        answer = pipeline.ask("what did Deng agree in 1979?")
+        assert not answer.abstained and "intelligence" in answer.answer.lower()
+        assert "Deng" in answer.citations[0].text
+
+    def test_unreachable_server_is_a_clear_error(self) -> None:
+        remote = OpenAICompatibleGenerator(f"http://127.0.0.1:{free_port()}/v1", "x", "m", 5)
+        with pytest.raises(GeneratorError, match="cannot reach the generator"):
+            remote.complete([{"role": "user", "content": "hi"}], 4)
