@@ -51,8 +51,9 @@ typecheck: dev
 pytest: dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install
+bench: dev
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.load
 
 eval: install
 	$(BIN)/rag eval

@@ -58,7 +58,8 @@ def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None)
                 ],
             )
     console.print(table)
-    for card in cards:
+    # The default configuration's headline comes last, so it is the final line of the output.
+    for card in [*cards[1:], *cards[:1]]:
         console.print(card.headline(), highlight=False, soft_wrap=True)
 
 

@@ -1,0 +1,148 @@
+"""Load test of the real server on loopback: /api/search and /api/ask at concurrency 1, 8 and 64.
+
+Starts `rag serve` on a free loopback port, sends a bounded number of requests, prints one table
+(requests/s, p50/p95/p99, errors, 503s from the bounded queue, peak server RSS) and stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from eval.gold import ARTICLE_GOLD, load_gold
+from rag.settings import PROJECT_ROOT
+
+SEARCH_REQUESTS = {1: 200, 8: 1000, 64: 2000}
+ASK_REQUESTS = {1: 6, 8: 24, 64: 128}
+
+
+@dataclass
+class Outcome:
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    transport_errors: int = 0
+    seconds: float = 0.0
+
+
+async def hammer(url: str, path: str, bodies: list[dict[str, object]], concurrency: int, total: int) -> Outcome:
+    outcome = Outcome()
+    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(bodies[i % len(bodies)])
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    response = await client.post(path, json=body)
+                    outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
+                    if response.status_code == 200:
+                        outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
+                except httpx.HTTPError:
+                    outcome.transport_errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="Fewer requests.")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "RAG_INDEX_DIR": str(PROJECT_ROOT / "var" / "bench-index")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit("the server did not start")
+        process = psutil.Process(server.pid)
+        items = load_gold(ARTICLE_GOLD)
+        search_bodies: list[dict[str, object]] = [{"query": i.question} for i in items]
+        ask_bodies: list[dict[str, object]] = [{"question": i.question} for i in items if i.answers]
+        table = Table(title=f"Load on loopback ({time.strftime('%Y-%m-%d')}, 1 server process, 2 cores)")
+        for column in (
+            "route",
+            "conc.",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "5xx (not 503)",
+            "503",
+            "errors",
+        ):
+            table.add_column(column)
+        peak_rss = process.memory_info().rss
+        for path, plan, bodies in (
+            ("/api/search", SEARCH_REQUESTS, search_bodies),
+            ("/api/ask", ASK_REQUESTS, ask_bodies),
+        ):
+            for concurrency, total in plan.items():
+                count = max(concurrency, int(total * scale))
+                outcome = asyncio.run(hammer(url, path, bodies, concurrency, count))
+                peak_rss = max(peak_rss, process.memory_info().rss)
+                ok = outcome.statuses.get(200, 0)
+                lat = outcome.latencies_ms or [float("nan")]
+                server_errors = sum(n for s, n in outcome.statuses.items() if s >= 500 and s != 503)
+                table.add_row(
+                    path,
+                    str(concurrency),
+                    str(count),
+                    f"{ok / outcome.seconds:.1f}",
+                    f"{statistics.median(lat):.0f}",
+                    f"{np.percentile(lat, 95):.0f}",
+                    f"{np.percentile(lat, 99):.0f}",
+                    str(server_errors),
+                    str(outcome.statuses.get(503, 0)),
+                    str(outcome.transport_errors + sum(n for s, n in outcome.statuses.items() if 400 <= s < 500)),
+                )
+        Console().print(table)
+        Console().print(f"peak server RSS: {peak_rss / 2**20:.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

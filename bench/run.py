@@ -1,0 +1,181 @@
+"""Benchmarks: one table of load, build, retrieval and answer figures, medians and ratios measured in the
+same run. `python -m bench.run [--quick]`; `python -m bench.load` measures the HTTP server under load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from eval.gold import ARTICLE_GOLD, load_gold
+from index.embedders import make_embedder
+from index.loaders import load_documents
+from index.types import Document, EmbedderBackend
+from rag.generators import make_generator
+from rag.pipeline import Pipeline
+from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
+
+RESULTS = PROJECT_ROOT / "bench" / "results.json"
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def med_p95(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), float(np.percentile(values, 95))
+
+
+def synthetic_corpus(article: Document, passages: int, seed: int = 7) -> list[Document]:
+    """Passages of ~60 tokens made by shuffling the article's sentences (realistic vocabulary and length)."""
+    sentences = [s.strip() for s in article.text.replace("\n", " ").split(". ") if len(s.split()) > 5]
+    rng = random.Random(seed)
+    texts = [". ".join(rng.sample(sentences, 3)) + "." for _ in range(passages)]
+    return [Document(f"synthetic-{i}", f"Synthetic {i}", "bench", t) for i, t in enumerate(texts)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="Smaller corpus and fewer questions.")
+    args = parser.parse_args()
+    synthetic_size = 2000 if args.quick else 10_000
+    answer_questions = 6 if args.quick else 15
+
+    settings = Settings()
+    rows: list[tuple[str, str, str, str]] = []  # what, figure, ratio, note
+    figures: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "synthetic_passages": synthetic_size}
+    article = load_documents(settings.corpus_path)[0]
+
+    # ---- model load --------------------------------------------------------------------------------
+    onnx = make_embedder(EmbedderBackend.ONNX_INT8, settings.embed_threads, settings.embed_batch_size)
+    torch_embedder = make_embedder(EmbedderBackend.TORCH, settings.embed_threads, settings.embed_batch_size)
+    load_onnx = timed(onnx.warm_up)
+    load_torch = timed(torch_embedder.warm_up)
+    generator = make_generator(settings)
+    load_llm = timed(generator.warm_up)
+    rows += [
+        ("load: embedder int8 ONNX", f"{load_onnx:.2f} s", f"{load_onnx / load_torch:.2f}× torch", ""),
+        ("load: embedder torch (sentence-transformers)", f"{load_torch:.2f} s", "1.00×", "baseline"),
+        ("load: generator Qwen2.5-Coder-1.5B Q4_K_M", f"{load_llm:.2f} s", "", "after the one-time assembly"),
+    ]
+    figures |= {"load_onnx_s": load_onnx, "load_torch_s": load_torch, "load_llm_s": load_llm}
+
+    # ---- index build ---------------------------------------------------------------------------------
+    for label, documents in (
+        ("article", [article]),
+        (f"synthetic {synthetic_size}", synthetic_corpus(article, synthetic_size)),
+    ):
+        rates = {}
+        for backend, embedder in ((EmbedderBackend.ONNX_INT8, onnx), (EmbedderBackend.TORCH, torch_embedder)):
+            index = Pipeline.empty_index(settings.with_overrides(embedder_backend=backend))
+            index.embedder = embedder
+            seconds = timed(partial(index.add, documents))
+            rates[backend] = len(index) / seconds
+            figures[f"build_{label.split()[0]}_{backend.value}_passages_per_s"] = rates[backend]
+            if backend is EmbedderBackend.ONNX_INT8:
+                build_seconds, passages = seconds, len(index)
+        rows.append(
+            (
+                f"build {label}: int8 ONNX",
+                f"{rates[EmbedderBackend.ONNX_INT8]:.0f} passages/s",
+                f"{rates[EmbedderBackend.ONNX_INT8] / rates[EmbedderBackend.TORCH]:.2f}× torch",
+                f"{passages} passages in {build_seconds:.1f} s",
+            )
+        )
+        rows.append((f"build {label}: torch", f"{rates[EmbedderBackend.TORCH]:.0f} passages/s", "1.00×", "baseline"))
+
+    # ---- retrieval latency ------------------------------------------------------------------------------
+    items = load_gold(ARTICLE_GOLD)
+    questions = [item.question for item in items]
+    pipeline = Pipeline(settings, Pipeline.empty_index(settings), generator)
+    pipeline.index.embedder = onnx
+    pipeline.index.add([article])
+    import faiss
+
+    # The plain dense path most stacks use (LangChain's FAISS store): torch encode + exact FAISS search.
+    vectors = torch_embedder.embed([c.text for c in pipeline.index.chunks()])
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+
+    def plain_dense(question: str) -> None:
+        flat.search(torch_embedder.embed_query(question).reshape(1, -1), settings.top_k)
+
+    latency: dict[str, list[float]] = {"plain dense (torch + FAISS)": []}
+    for kind in RetrieverKind:
+        latency[kind.value] = []
+    latency["hybrid + re-scoring"] = []
+    for _ in range(2):  # warm
+        for question in questions[:5]:
+            plain_dense(question)
+            pipeline.search(question)
+    for question in questions:
+        latency["plain dense (torch + FAISS)"].append(timed(partial(plain_dense, question)) * 1000)
+        for kind in RetrieverKind:
+            search = partial(pipeline.search, question, retriever=kind, rescore=False)
+            latency[kind.value].append(timed(search) * 1000)
+    for question in questions[:answer_questions]:
+        latency["hybrid + re-scoring"].append(timed(partial(pipeline.search, question, rescore=True)) * 1000)
+    base_median = med_p95(latency["plain dense (torch + FAISS)"])[0]
+    for name, values in latency.items():
+        median, p95 = med_p95(values)
+        rows.append(
+            (
+                f"retrieve: {name}",
+                f"{median:.1f} ms (p95 {p95:.1f})",
+                f"{median / base_median:.2f}× plain",
+                f"{len(values)} queries",
+            )
+        )
+        figures[f"retrieve_{name}_median_ms"] = median
+
+    # ---- answers -----------------------------------------------------------------------------------------
+    answerable = [item.question for item in items if item.answers][:answer_questions]
+    totals, first_tokens, unverified_totals = [], [], []
+    pipeline.ask(answerable[0])  # warm the prompt-prefix cache
+    for question in answerable:
+        answer = pipeline.ask(question)
+        totals.append(answer.timings_ms["total"])
+        if "first_token_ms" in answer.timings_ms:
+            first_tokens.append(answer.timings_ms["first_token_ms"])
+    no_verify = Pipeline(settings.with_overrides(verify_answers=False), pipeline.index, generator)
+    for question in answerable:
+        unverified_totals.append(no_verify.ask(question).timings_ms["total"])
+    for name, values in (
+        ("answer (default, with verification)", totals),
+        ("answer without verification", unverified_totals),
+        ("time to first token", first_tokens),
+    ):
+        median, p95 = med_p95(values)
+        rows.append((name, f"{median / 1000:.2f} s (p95 {p95 / 1000:.2f})", "", f"{len(values)} questions"))
+        figures[f"{name}_median_ms"] = median
+
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak RSS (this process)", f"{peak_rss_mb:.0f} MB", "", "both embedders + generator loaded"))
+    figures["peak_rss_mb"] = peak_rss_mb
+
+    table = Table(title=f"Benchmarks ({figures['date']}, {settings.embed_threads} threads)")
+    for column in ("what", "figure", "ratio", "note"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    RESULTS.write_text(json.dumps(figures, indent=2))
+    markdown = ["| what | figure | ratio | note |", "|---|---|---|---|", *[f"| {' | '.join(r)} |" for r in rows]]
+    Path(PROJECT_ROOT / "bench" / "results.md").write_text("\n".join(markdown) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Evaluation runs as one command drives them: gold sets with a baseline row, ablation grids, SQuAD."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval import metrics as m
+from eval.gold import GoldItem
+from eval.runner import ItemResult, Scorecard, run_items, summarize, write_results
+from eval.targets import InProcessTarget, Target
+from index.loaders import load_documents
+from index.types import ChunkUnit, Document, make_doc_id
+from rag.generators import Generator, make_generator
+from rag.pipeline import Pipeline
+from rag.settings import RetrieverKind, Settings
+
+# The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap.
+BASELINE_OVERRIDES: dict[str, Any] = {
+    "chunk_unit": ChunkUnit.CHARS,
+    "chunk_size": 500,
+    "chunk_overlap": 50,
+    "retriever": RetrieverKind.DENSE,
+    "rescore": False,
+}
+CONFIG_KEYS = ("chunk_size", "chunk_overlap", "chunk_unit", "retriever", "rescore", "top_k", "verify_answers")
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    dumped = settings.model_dump(mode="json")
+    return {key: dumped[key] for key in CONFIG_KEYS}
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    """`key=value` pairs from the command line (`--set`)."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value, got {pair!r}")
+        if key.strip() not in Settings.model_fields:
+            raise ValueError(f"unknown setting {key.strip()!r}; see the README's settings table")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def parse_grid(pairs: Sequence[str]) -> dict[str, list[str]]:
+    """`key=v1,v2` pairs (`--grid`): every combination is evaluated."""
+    return {key: [v for v in value.split(",") if v] for key, value in parse_assignments(pairs).items()}
+
+
+class PipelineFactory:
+    """Builds in-memory pipelines over the corpus for each configuration, sharing one loaded generator."""
+
+    def __init__(self, base: Settings, generator: Generator | None = None) -> None:
+        self.base = base
+        self._generator = generator
+        self._documents: dict[Path, list[Document]] = {}
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = make_generator(self.base)
+        return self._generator
+
+    def pipeline(self, settings: Settings, documents: Sequence[Document] | None = None) -> Pipeline:
+        if documents is None:
+            path = settings.corpus_path
+            if path not in self._documents:
+                self._documents[path] = load_documents(path)
+            documents = self._documents[path]
+        index = Pipeline.empty_index(settings)
+        index.add(documents, show_progress=len(documents) > 50)
+        return Pipeline(settings, index, self.generator)
+
+
+@dataclass
+class RunOutput:
+    card: Scorecard
+    results: list[ItemResult]
+
+
+def evaluate_target(
+    name: str, config: dict[str, Any], items: Sequence[GoldItem], target: Target, retrieval_only: bool
+) -> RunOutput:
+    results = run_items(items, target, retrieval_only=retrieval_only, desc=name)
+    return RunOutput(summarize(name, config, results), results)
+
+
+def evaluate_settings(
+    name: str, settings: Settings, items: Sequence[GoldItem], factory: PipelineFactory, retrieval_only: bool
+) -> RunOutput:
+    target = InProcessTarget(factory.pipeline(settings))
+    return evaluate_target(name, describe(settings), items, target, retrieval_only)
+
+
+def run_grid(
+    base: Settings,
+    grid: dict[str, list[str]],
+    items: Sequence[GoldItem],
+    factory: PipelineFactory,
+    retrieval_only: bool,
+    out_dir: Path,
+) -> list[tuple[str, Scorecard]]:
+    rows = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        overrides = dict(zip(keys, values, strict=True))
+        if "chunk_size" in overrides and "chunk_overlap" not in overrides:
+            overrides["chunk_overlap"] = str(int(overrides["chunk_size"]) // 4)
+        settings = base.with_overrides(**overrides)
+        label = " ".join(f"{k}={v}" for k, v in overrides.items())
+        output = evaluate_settings(label, settings, items, factory, retrieval_only)
+        write_results(out_dir, "grid-" + label.replace(" ", "_").replace("=", "-"), output.results, output.card)
+        rows.append((label, output.card))
+    return rows
+
+
+# ---- SQuAD 2.0 ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SquadQuestion:
+    id: str
+    question: str
+    answers: list[str]
+    doc_id: str
+    article: str
+
+
+def load_squad(path: Path) -> tuple[list[Document], list[SquadQuestion]]:
+    """One document per paragraph, titled by its article."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    documents, questions = [], []
+    for article in data:
+        title = article["title"].replace("_", " ")
+        for number, paragraph in enumerate(article["paragraphs"], start=1):
+            text = paragraph["context"]
+            document = Document(make_doc_id(f"{title}-{number}", text), f"{title} ¶{number}", f"squad:{title}", text)
+            documents.append(document)
+            for qa in paragraph["qas"]:
+                answers = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
+                questions.append(SquadQuestion(qa["id"], qa["question"], answers, document.doc_id, title))
+    return documents, questions
+
+
+def stratified_sample(questions: Sequence[SquadQuestion], limit: int | None, seed: int = 2026) -> list[SquadQuestion]:
+    """A fixed sample that keeps every article and the answerable/unanswerable mix."""
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    groups: dict[tuple[str, bool], list[SquadQuestion]] = {}
+    for question in questions:
+        groups.setdefault((question.article, bool(question.answers)), []).append(question)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+    ordered = [groups[key] for key in sorted(groups)]
+    sample: list[SquadQuestion] = []
+    for round_ in itertools.count():
+        added = False
+        for members in ordered:
+            if round_ < len(members):
+                sample.append(members[round_])
+                added = True
+                if len(sample) == limit:
+                    return sample
+        if not added:
+            return sample
+    return sample
+
+
+def run_squad(
+    path: Path, settings: Settings, factory: PipelineFactory, limit: int | None, retrieval_only: bool
+) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+    documents, questions = load_squad(path)
+    pipeline = factory.pipeline(settings, documents)
+    sample = stratified_sample(questions, limit)
+    rows: list[dict[str, Any]] = []
+    for question in tqdm(sample, desc="squad", unit="q", leave=False):
+        passages = pipeline.search(question.question, top_k=5, rescore=False)
+        flags = [p.doc_id == question.doc_id for p in passages]
+        row: dict[str, Any] = {"id": question.id, "answerable": bool(question.answers)}
+        if question.answers:
+            row |= {"hit@1": m.hit_at_k(flags, 1), "hit@5": m.hit_at_k(flags, 5), "mrr": m.reciprocal_rank(flags)}
+        if not retrieval_only:
+            answer = pipeline.ask(question.question)
+            prediction = "" if answer.abstained else answer.answer
+            row |= {
+                "exact_match": m.exact_match(prediction, question.answers),
+                "f1": m.token_f1(prediction, question.answers),
+                "abstained": float(answer.abstained),
+                "total_ms": answer.timings_ms.get("total", 0.0),
+            }
+            if question.answers:
+                row["contains_gold"] = m.contains_gold(prediction, question.answers)
+        rows.append(row)
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    summary: dict[str, float | None] = {
+        "questions": float(len(rows)),
+        "paragraphs_indexed": float(len(documents)),
+        "hit@1": m.mean([r.get("hit@1") for r in answerable]),
+        "hit@5": m.mean([r.get("hit@5") for r in answerable]),
+        "mrr": m.mean([r.get("mrr") for r in answerable]),
+    }
+    if not retrieval_only:
+        summary |= {
+            "exact_match": m.mean([r["exact_match"] for r in rows]),
+            "f1": m.mean([r["f1"] for r in rows]),
+            "has_ans_f1": m.mean([r["f1"] for r in answerable]),
+            "contains_gold": m.mean([r.get("contains_gold") for r in answerable]),
+            "unanswerable_abstained": m.mean([r["abstained"] for r in unanswerable]),
+            "false_abstention": m.mean([r["abstained"] for r in answerable]),
+            "median_ms": m.median_p95([r["total_ms"] for r in rows])[0],
+        }
+    return summary, rows
