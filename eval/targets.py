@@ -29,7 +29,7 @@ class InProcessTarget(Target):
         return self.pipeline.ask(question)
 
     def search(self, question: str, top_k: int) -> list[Passage]:
-        return self.pipeline.search(question, top_k=top_k, rescore=False)
+        return self.pipeline.search(question, top_k=top_k)
 
 
 class ApiTarget(Target):

@@ -36,28 +36,33 @@ class Generator(ABC):
 
     @abstractmethod
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
     ) -> TextStream[str, None, None]:
-        """Yield the reply's text piece by piece."""
+        """Yield the reply's text piece by piece. `lane` separates answers from checks (see below)."""
 
-    def complete(self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None) -> str:
-        return "".join(self.stream(messages, max_tokens, stop))
+    def complete(
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
+    ) -> str:
+        return "".join(self.stream(messages, max_tokens, stop, lane))
 
 
 class LlamaCppGenerator(Generator):
-    """One llama.cpp model in this process; calls are serialised and the prompt prefix's KV cache reused."""
+    """One llama.cpp model in this process, with one context per lane; calls are serialised.
 
-    def __init__(
-        self, model_path: Path | None, cache_dir: Path, threads: int, context: int, prefix_cache_mb: int = 512
-    ) -> None:
-        self._prefix_cache_mb = prefix_cache_mb
+    llama-cpp-python keeps a context's previous prompt and re-evaluates only what differs, so each
+    lane's fixed system prompt and worked examples are decoded once, not per request. Answers and
+    checks (verification, question rewriting, re-scoring) have different prefixes, so they get
+    separate contexts; the weights are memory-mapped once and shared by both.
+    """
+
+    def __init__(self, model_path: Path | None, cache_dir: Path, threads: int, context: int) -> None:
         self._explicit_path = model_path
         self._cache_dir = cache_dir
         self._threads = threads
         self._context = context
-        self._llama: Any = None
+        self._contexts: dict[str, Any] = {}
         self._load_lock = threading.Lock()
-        # llama.cpp contexts are not thread-safe; one request decodes at a time.
+        # Two contexts compete for the same cores: one decodes at a time.
         self._decode_lock = threading.Lock()
         self.path: Path | None = model_path
 
@@ -66,44 +71,43 @@ class LlamaCppGenerator(Generator):
         return self.path.name if self.path else QWEN_15B.file_name
 
     def warm_up(self) -> None:
+        self._context_for("answer")
+
+    def _resolve_path(self) -> Path:
+        if self._explicit_path is not None:
+            if not self._explicit_path.is_file():
+                raise GeneratorError(f"RAG_MODEL_PATH={self._explicit_path} is not a file")
+            return self._explicit_path
+        return assemble(QWEN_15B, self._cache_dir)
+
+    def _context_for(self, lane: str) -> Any:
         with self._load_lock:
-            if self._llama is not None:
-                return
+            if lane in self._contexts:
+                return self._contexts[lane]
             from llama_cpp import Llama
 
-            if self._explicit_path is not None:
-                if not self._explicit_path.is_file():
-                    raise GeneratorError(f"RAG_MODEL_PATH={self._explicit_path} is not a file")
-                path = self._explicit_path
-            else:
-                path = assemble(QWEN_15B, self._cache_dir)
+            path = self.path if self._contexts and self.path else self._resolve_path()
             llama = Llama(
                 model_path=str(path),
                 n_ctx=self._context,
                 n_threads=self._threads,
                 n_threads_batch=self._threads,
                 n_batch=512,
+                use_mmap=True,
                 verbose=False,
             )
-            if self._explicit_path is None:
+            if self._explicit_path is None and not self._contexts:
                 check_metadata(llama.metadata, QWEN_15B, path)
-            if self._prefix_cache_mb:
-                from llama_cpp import LlamaRAMCache
-
-                # The answer, rewrite and judge prompts each have a fixed prefix; keeping their KV states
-                # lets the model switch between them without decoding a prefix again.
-                llama.set_cache(LlamaRAMCache(capacity_bytes=self._prefix_cache_mb << 20))
             self.path = path
-            self._llama = llama
+            self._contexts[lane] = llama
+            return llama
 
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
     ) -> TextStream[str, None, None]:
-        self.warm_up()
+        llama = self._context_for(lane)
         with self._decode_lock:
-            # llama-cpp-python keeps the previous prompt's tokens and re-evaluates only what differs,
-            # so the fixed system prompt and worked examples are decoded once, not per request.
-            chunks = self._llama.create_chat_completion(
+            chunks = llama.create_chat_completion(
                 messages=messages,
                 temperature=0.0,
                 top_k=1,
@@ -133,7 +137,7 @@ class OpenAICompatibleGenerator(Generator):
         return self._model
 
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
     ) -> TextStream[str, None, None]:
         body: dict[str, Any] = {
             "model": self._model,
@@ -177,5 +181,4 @@ def make_generator(settings: Settings) -> Generator:
         settings.model_cache_dir,
         settings.llm_threads,
         settings.llm_context,
-        settings.llm_prefix_cache_mb,
     )

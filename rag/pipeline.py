@@ -111,7 +111,7 @@ class Pipeline:
     def standalone_question(self, question: str, history: Sequence[Turn]) -> str:
         if not any(turn.role == "user" for turn in history):
             return question
-        rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48)
+        rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48, lane="check")
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"') if rewritten.strip() else ""
         return rewritten if 3 <= len(rewritten) <= 400 else question
 

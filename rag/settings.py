@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     )
     llm_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
     llm_context: int = Field(2048, ge=512, description="Context window of the local model (tokens).")
-    llm_prefix_cache_mb: int = Field(512, ge=0, description="RAM for cached prompt-prefix KV states (0: off).")
     max_tokens: int = Field(96, ge=8, le=1024, description="Longest answer (tokens).")
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible server.")
     openai_api_key: str = Field("not-needed", description="API key for that server.")

@@ -14,5 +14,5 @@ class AnswerVerifier:
     def supported(self, question: str, answer: str, cited_passages: list[str]) -> bool:
         if not cited_passages:
             return False
-        verdict = self.generator.complete(verify_messages(cited_passages, question, answer), max_tokens=2)
+        verdict = self.generator.complete(verify_messages(cited_passages, question, answer), max_tokens=2, lane="check")
         return verdict.strip().lower().startswith("yes")

@@ -38,9 +38,7 @@ def article_index(settings: Settings) -> PassageIndex:
 @pytest.fixture(scope="session")
 def generator(settings: Settings) -> Iterator[Generator]:
     """The real default model (Qwen2.5-Coder-1.5B Q4_K_M), loaded once for the whole session."""
-    model = LlamaCppGenerator(
-        None, settings.model_cache_dir, settings.llm_threads, settings.llm_context, settings.llm_prefix_cache_mb
-    )
+    model = LlamaCppGenerator(None, settings.model_cache_dir, settings.llm_threads, settings.llm_context)
     model.warm_up()
     yield model
 

@@ -1,0 +1,39 @@
+"""The external benchmark: a fixed, stratified SQuAD 2.0 sample, read from ../shared/external at run time."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from eval.suite import PipelineFactory, load_squad, run_squad, stratified_sample
+from rag.generators import Generator
+from rag.settings import PROJECT_ROOT, Settings
+from tests.conftest import artifact_dir
+
+SQUAD = PROJECT_ROOT.parent / "shared" / "external" / "squad2-dev-cs224n.json"
+CI_SAMPLE = 24
+
+pytestmark = pytest.mark.skipif(not SQUAD.exists(), reason="the SQuAD file lives outside the repository")
+
+
+class TestSquad:
+    def test_sample_is_fixed_and_stratified(self) -> None:
+        _, questions = load_squad(SQUAD)
+        first, second = stratified_sample(questions, 64), stratified_sample(questions, 64)
+        assert [q.id for q in first] == [q.id for q in second]
+        assert len({q.article for q in first}) == len({q.article for q in questions}) == 16
+        mix = Counter(bool(q.answers) for q in first)
+        assert mix[True] >= 24 and mix[False] >= 24
+
+    def test_ci_sample_scores(self, settings: Settings, generator: Generator) -> None:
+        summary, rows = run_squad(
+            SQUAD, settings, PipelineFactory(settings, generator), CI_SAMPLE, retrieval_only=False
+        )
+        (artifact_dir("eval") / "squad-ci-sample.json").write_text(
+            json.dumps({"summary": summary, "items": rows}, indent=1)
+        )
+        assert summary["paragraphs_indexed"] == 646 and summary["questions"] == CI_SAMPLE
+        assert (summary["hit@5"] or 0) >= 0.8  # full run: 0.952
+        assert summary["f1"] is not None and summary["unanswerable_abstained"] is not None
