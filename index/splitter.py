@@ -51,15 +51,24 @@ class TokenChunker:
             strip_whitespace=True,
         )
 
+    @staticmethod
+    def _locate(text: str, piece: str, previous_start: int, previous_end: int) -> int:
+        """Where `piece` starts: after the previous passage's start, and, since every passage covers new
+        text, ending after the previous one ends (repeated text has earlier copies that do not)."""
+        first = start = text.find(piece, previous_start + 1)
+        while start >= 0 and start + len(piece) <= previous_end:
+            start = text.find(piece, start + 1)
+        return start if start >= 0 else first
+
     def split(self, document: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
-        search_from = 0
+        previous_start, previous_end = -1, 0
         for piece in self._splitter.split_text(document.text):
             if not piece.strip():
                 continue
             # Pieces are verbatim substrings in document order; overlap means the next one may start
-            # before the previous one ends, but never before the previous one starts.
-            start = document.text.find(piece, search_from)
+            # before the previous one ends.
+            start = self._locate(document.text, piece, previous_start, previous_end)
             if start < 0:
                 raise ValueError(f"splitter produced text not found in {document.doc_id}")
             end = start + len(piece)
@@ -72,5 +81,5 @@ class TokenChunker:
                     end=end,
                 )
             )
-            search_from = start + 1
+            previous_start, previous_end = start, end
         return chunks
