@@ -188,9 +188,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     @app.post("/api/ask/stream", tags=["questions"])
     async def ask_stream(body: AskRequest, rag_state: State) -> Any:
         """Server-Sent Events: `passages`, then `token`s, then `done` (the Answer) or `error`."""
-        if rag_state.limiter.admitted >= rag_state.settings.max_concurrent_generations + (
-            rag_state.settings.max_queued_generations
-        ):
+        if rag_state.limiter.full:
             return _saturated(rag_state)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
@@ -356,9 +354,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
                 "rag": answer.model_dump(),
             }
 
-        if rag_state.limiter.admitted >= rag_state.settings.max_concurrent_generations + (
-            rag_state.settings.max_queued_generations
-        ):
+        if rag_state.limiter.full:
             return _saturated(rag_state)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:

@@ -18,12 +18,13 @@ class GenerationLimiter:
         self._admitted = 0
 
     @property
-    def admitted(self) -> int:
-        return self._admitted
+    def full(self) -> bool:
+        """Every slot and queue place is taken: a new request would be refused."""
+        return self._admitted >= self._capacity
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self._admitted >= self._capacity:
+        if self.full:
             raise Saturated
         self._admitted += 1
         try:

@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rag.types import Passage, Turn
 
 
+def _require_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain text, not only whitespace")
+    return value
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -16,12 +22,7 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=40)
     top_k: int | None = Field(None, ge=1, le=20)
 
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must contain a question, not only whitespace")
-        return value
+    _not_blank = field_validator("question")(_require_text)
 
 
 class SearchRequest(BaseModel):
@@ -30,12 +31,7 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(None, ge=1, le=50)
 
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must contain text, not only whitespace")
-        return value
+    _not_blank = field_validator("query")(_require_text)
 
 
 class SearchResponse(BaseModel):

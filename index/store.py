@@ -69,6 +69,7 @@ class PassageIndex:
         self._documents: dict[str, Document] = {}
         self._chunks: dict[int, Chunk] = {}
         self._ids_by_doc: dict[str, list[int]] = {}
+        self._faiss_id_by_chunk: dict[str, int] = {}
         self._faiss: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
         self._next_id = 0
         self._lock = threading.RLock()
@@ -112,8 +113,7 @@ class PassageIndex:
     def vectors_for(self, chunk_ids: Sequence[str]) -> Vectors:
         """Stored vectors of the given passages (for re-scoring and the relevance gate)."""
         with self._lock:
-            by_chunk_id = {c.chunk_id: i for i, c in self._chunks.items()}
-            return np.stack([self._faiss.reconstruct(by_chunk_id[c]) for c in chunk_ids])
+            return np.stack([self._faiss.reconstruct(self._faiss_id_by_chunk[c]) for c in chunk_ids])
 
     # ---- writing -------------------------------------------------------------------------
     def add(self, documents: Sequence[Document], show_progress: bool = False) -> IngestReport:
@@ -151,6 +151,7 @@ class PassageIndex:
                 self._ids_by_doc[document.doc_id] = [int(i) for i in ids]
                 for faiss_id, chunk in zip(ids, chunks, strict=True):
                     self._chunks[int(faiss_id)] = chunk
+                    self._faiss_id_by_chunk[chunk.chunk_id] = int(faiss_id)
             self.generation += 1
         return IngestReport(report.added, report.replaced, report.unchanged, passages_embedded=len(texts))
 
@@ -167,7 +168,9 @@ class PassageIndex:
         if ids:
             self._faiss.remove_ids(faiss.IDSelectorBatch(np.array(ids, dtype=np.int64)))
         for faiss_id in ids:
-            self._chunks.pop(faiss_id, None)
+            chunk = self._chunks.pop(faiss_id, None)
+            if chunk is not None:
+                self._faiss_id_by_chunk.pop(chunk.chunk_id, None)
         self._documents.pop(doc_id, None)
 
     # ---- persistence ---------------------------------------------------------------------
@@ -271,6 +274,7 @@ class PassageIndex:
                 faiss_id = int(row.pop("faiss_id"))
                 chunk = Chunk(**row)
                 index._chunks[faiss_id] = chunk
+                index._faiss_id_by_chunk[chunk.chunk_id] = faiss_id
                 index._ids_by_doc[chunk.doc_id].append(faiss_id)
         index._next_id = int(manifest["next_id"])
         if index._faiss.ntotal != len(index._chunks):

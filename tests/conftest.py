@@ -60,18 +60,25 @@ def artifact_dir(name: str) -> Path:
 
 
 # ---- a real HTTP server on loopback ---------------------------------------------------------------
+def free_port() -> int:
+    """A loopback port nobody is listening on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class LiveServer:
     """uvicorn serving the real app in a background thread, on a free loopback port."""
 
     def __init__(self, app: object) -> None:
-        import socket
         import threading
 
         import uvicorn
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", loop="asyncio")  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)

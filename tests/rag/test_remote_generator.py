@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,7 @@ from index.store import PassageIndex
 from rag.generators import GeneratorError, LlamaCppGenerator, OpenAICompatibleGenerator
 from rag.pipeline import Pipeline
 from rag.settings import GeneratorKind, Settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
