@@ -1,42 +1,24 @@
-"""The chat page in a real browser: Debian's chromium driven by Playwright, against the real server."""
+"""The chat page in a real browser: Debian's chromium driven by Playwright, against the real server and
+the real model. The page's states with a scripted generator are in test_chat_states.py."""
 
 from __future__ import annotations
 
-import shutil
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from rag.settings import PROJECT_ROOT
 from tests.conftest import LiveServer, artifact_dir
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = artifact_dir("screenshots")
+# The README's pictures of the page, retaken by these tests with the real model.
+README_SHOTS = PROJECT_ROOT / "docs" / "screenshots"
 ANSWER_TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required for the browser tests: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -64,18 +46,26 @@ class TestChatPage:
     def test_deng_answer_streams_with_a_citation_that_opens_the_passage(self, page: Page) -> None:
         page.screenshot(path=SHOTS / "01-empty-page.png")
         ask(page, "what did Deng agree in 1979?")
-        pending = page.locator("li.msg.bot.pending .answer-text")
-        expect(pending).not_to_have_text("", timeout=ANSWER_TIMEOUT_MS)  # tokens arrive before the end
+        pending = page.locator("li.msg.bot.pending")
+        expect(pending.locator(".sources .card").first).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+        # The draft streams in, marked as unchecked, before the answer is confirmed.
+        expect(pending.locator(".draft.provisional .draft-text")).to_have_text(
+            re.compile(r"\S"), timeout=ANSWER_TIMEOUT_MS
+        )
         message = last_bot_message(page)
+        expect(message.locator(".draft")).to_have_count(0)
         expect(message.locator(".answer-text")).to_contain_text("intelligence")
         page.screenshot(path=SHOTS / "02-deng-answer.png")
 
         message.locator("button.cite").first.click()
         panel = page.locator("#passage-panel")
         expect(panel).to_be_visible()
-        expect(panel.locator("mark")).to_contain_text("Deng Xiaoping")
+        expect(panel.locator("mark.passage").first).to_be_visible()
+        assert "Deng Xiaoping" in " ".join(panel.locator("mark.passage").all_inner_texts())
         expect(panel.locator("#passage-document")).to_contain_text("Washington Times")  # the whole document
         page.screenshot(path=SHOTS / "03-cited-passage.png")
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=README_SHOTS / "desktop.png")
         page.keyboard.press("Escape")
         expect(panel).to_be_hidden()
 
@@ -84,7 +74,7 @@ class TestChatPage:
         message = last_bot_message(page)
         expect(message).to_have_class("msg bot abstained")
         expect(message.locator(".answer-text")).to_have_text("The documents don't say.")
-        expect(message.locator(".closest li")).to_have_count(2)
+        expect(message.locator(".sources[aria-label='Closest passages'] .card").first).to_be_visible()
         page.screenshot(path=SHOTS / "04-abstention.png")
 
     def test_follow_up_is_answered_in_context_and_new_chat_clears_it(self, page: Page) -> None:
@@ -117,6 +107,10 @@ class TestChatPage:
 
         page.get_by_role("button", name="Documents").click()
         panel.get_by_role("button", name="Remove Orchard").click()
+        panel.get_by_role("button", name="Keep Orchard").click()  # a second thought: nothing removed
+        expect(panel.locator("tbody tr")).to_have_count(2)
+        panel.get_by_role("button", name="Remove Orchard").click()
+        panel.get_by_role("button", name="Yes, remove Orchard").click()
         expect(panel.locator("#documents-status")).to_contain_text("Removed")
         expect(panel.locator("tbody tr")).to_have_count(1)
         page.screenshot(path=SHOTS / "07-removed.png")
@@ -144,6 +138,8 @@ class TestChatPage:
         page.keyboard.press("Enter")
         expect(last_bot_message(page).locator(".answer-text")).to_contain_text("1989")
         page.screenshot(path=SHOTS / "08-phone.png")
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=README_SHOTS / "phone.png")
         context.close()
 
     def test_server_error_shows_a_retry(self, page: Page) -> None:

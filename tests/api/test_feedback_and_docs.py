@@ -1,0 +1,133 @@
+"""`POST /api/feedback`, `changes_allowed` in the health response, the offline `/docs` page and the
+favicon, through a real uvicorn server on loopback. These routes never call the generator, so the
+server's generator is the scripted FAKE of the browser tests (it is never asked anything here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from index.store import PassageIndex
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from tests.conftest import LiveServer
+from tests.web.scripted import ScriptedGenerator
+
+GOOD = {
+    "question": "What did Deng agree in 1979?",
+    "answer": "He agreed to expand cooperation in sharing intelligence on the Soviet Union [1].",
+    "rating": "up",
+}
+
+
+def serve(settings: Settings, index: PassageIndex, **overrides: object) -> LiveServer:
+    own = settings.with_overrides(**overrides)
+    return LiveServer(create_app(own, Pipeline(own, index, ScriptedGenerator({}))))
+
+
+@pytest.fixture(scope="module")
+def feedback_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("feedback") / "nested" / "feedback.jsonl"
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, article_index: PassageIndex, feedback_file: Path) -> Iterator[httpx.Client]:
+    with (
+        serve(settings, article_index, feedback_path=feedback_file, admin_token="secret") as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        yield http
+
+
+class TestFeedback:
+    def test_a_rating_is_appended_as_one_json_line(self, client: httpx.Client, feedback_file: Path) -> None:
+        first = client.post("/api/feedback", json=GOOD)
+        assert first.status_code == 201, first.text
+        second = client.post(
+            "/api/feedback",
+            json={
+                **GOOD,
+                "rating": "down",
+                "note": "no year",
+                "abstained": False,
+                "citations": [{"doc_id": "d1", "chunk_id": "c1"}],
+            },
+        )
+        assert second.status_code == 201
+        lines = [json.loads(line) for line in feedback_file.read_text().splitlines()]
+        assert [line["id"] for line in lines[-2:]] == [first.json()["id"], second.json()["id"]]
+        assert lines[-2]["rating"] == "up" and lines[-2]["note"] is None and lines[-2]["question"] == GOOD["question"]
+        assert lines[-1]["rating"] == "down" and lines[-1]["note"] == "no year"
+        assert lines[-1]["citations"] == [{"doc_id": "d1", "chunk_id": "c1"}]
+        assert re.match(r"\d{4}-\d\d-\d\dT", lines[-1]["time"])
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({**GOOD, "rating": "meh"}, "rating"),
+            ({"answer": GOOD["answer"], "rating": "up"}, "question"),
+            ({**GOOD, "answer": "   "}, "answer"),
+            ({**GOOD, "note": "x" * 2001}, "note"),
+            ({**GOOD, "question": "q" * 2001}, "question"),
+            ({**GOOD, "stars": 5}, "stars"),
+            ({**GOOD, "citations": [{"doc_id": "d"}]}, "citations.0.chunk_id"),
+        ],
+    )
+    def test_bad_input_is_a_422_naming_the_field(
+        self, client: httpx.Client, feedback_file: Path, body: dict[str, object], field: str
+    ) -> None:
+        before = feedback_file.read_text() if feedback_file.exists() else ""
+        response = client.post("/api/feedback", json=body)
+        assert response.status_code == 422
+        payload = response.json()
+        assert field in payload["error"]
+        assert any(item["field"] == field for item in payload["detail"])
+        assert (feedback_file.read_text() if feedback_file.exists() else "") == before  # nothing stored
+
+    def test_an_unwritable_file_is_a_clear_500_and_the_server_keeps_serving(
+        self, settings: Settings, article_index: PassageIndex, tmp_path: Path
+    ) -> None:
+        # Failure injection: the configured path is a directory, so the append fails.
+        with serve(settings, article_index, feedback_path=tmp_path) as server:
+            response = httpx.post(f"{server.url}/api/feedback", json=GOOD)
+            assert response.status_code == 500
+            assert "feedback could not be stored" in response.json()["error"]
+            assert httpx.get(f"{server.url}/api/health").status_code == 200
+
+
+class TestHealthAndDocs:
+    def test_changes_allowed_follows_the_admin_token(
+        self, client: httpx.Client, settings: Settings, article_index: PassageIndex
+    ) -> None:
+        assert client.get("/api/health").json()["changes_allowed"] is True
+        with serve(settings, article_index) as server:
+            assert settings.admin_token is None
+            assert httpx.get(f"{server.url}/api/health").json()["changes_allowed"] is False
+
+    def test_docs_page_uses_only_files_served_here(self, client: httpx.Client) -> None:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.S)
+        assert scripts, "the page loads Swagger UI"
+        for attributes, body in scripts:
+            assert body.strip() == "", "no inline script (the CSP forbids them)"
+            source = re.search(r'src="([^"]+)"', attributes)
+            assert source and source.group(1).startswith("/static/")
+        for url in re.findall(r'(?:href|src)="([^"]+)"', page.text):
+            assert url.startswith("/"), f"{url} is not on this server"
+            assert client.get(url).status_code == 200, url
+        assert "style=" not in page.text
+        assert client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").json()["paths"]["/api/feedback"]["post"]["summary"]
+
+    def test_favicon(self, client: httpx.Client) -> None:
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200
+        assert icon.headers["content-type"].startswith("image/svg+xml")
+        assert icon.text.lstrip().startswith("<svg")
