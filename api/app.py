@@ -6,7 +6,6 @@ No retrieval logic lives here: every answer comes from `rag.pipeline.Pipeline`.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import uuid
@@ -16,16 +15,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import iterate_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
-from api.limits import GenerationLimiter, Saturated
+from api.feedback import router as feedback_router
+from api.limits import GenerationLimiter, Reservation, Saturated
+from api.streaming import ClientGone, OpenAIChunks, answer_unless_disconnected, iterate_closing, sse_event
 from api.observability import Metrics, log_event
+from api.routes_docs import router as docs_router
 from api.schemas import (
     AskRequest,
     ChatCompletionRequest,
@@ -36,9 +39,23 @@ from api.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from api.security import (
+    AdminGuard,
+    AdminGuardMiddleware,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    InternalErrorMiddleware,
+    SecurityHeadersMiddleware,
+    allowed_hosts,
+    client_address,
+    internal_error_response,
+    public_source,
+)
+from index.library import Library
 from index.loaders import DocumentLoadError, document_from_bytes
-from rag.generators import GeneratorError
-from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, TokenEvent
+from index.store import IndexLockedError, IndexStoreError, IndexWriteError
+from rag.generators import ContextOverflowError, GeneratorError
+from rag.pipeline import DoneEvent, Pipeline
 from rag.settings import PROJECT_ROOT, Settings
 from rag.types import Answer, Turn
 
@@ -47,18 +64,25 @@ RETRY_AFTER_S = "2"
 OPENAI_MODEL_ID = "rag-chatbot"
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _utf8_safe(text: str) -> str:
+    # A field name the client sent may hold a lone surrogate, which the JSON encoder cannot write.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _field_errors(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for item in error.errors():
-        location = [str(part) for part in item.get("loc", ())]
+        location = [_utf8_safe(str(part)) for part in item.get("loc", ())]
         if location and location[0] in ("body", "query", "path", "header"):
             location = location[1:]  # where the field was sent, not its name
         field = ".".join(location) or "body"
-        details.append({"field": field, "message": item.get("msg", "invalid")})
+        details.append({"field": field, "message": _utf8_safe(str(item.get("msg", "invalid")))})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
     return f"invalid request: {summary}", details
 
@@ -73,6 +97,21 @@ class AppState:
         self.write_lock = threading.Lock()
 
 
+class _ReservedEventSource(EventSourceResponse):
+    """An SSE response that gives its generation place back however it ends, even if its stream never ran
+    (a client that disconnects before the first byte)."""
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], reservation: Reservation, **options: Any) -> None:
+        super().__init__(content, **options)
+        self.reservation = reservation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.reservation.cancel()
+
+
 def _state(request: Request) -> AppState:
     rag_state: AppState = request.app.state.rag
     return rag_state
@@ -81,18 +120,12 @@ def _state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(_state)]
 
 
-def require_admin(rag_state: State, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = rag_state.settings.admin_token
-    if not token:
-        raise HTTPException(403, "document changes are disabled: start the server with RAG_ADMIN_TOKEN set")
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(
-            401,
-            "missing admin token: send 'Authorization: Bearer <RAG_ADMIN_TOKEN>'",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    if not secrets.compare_digest(authorization[7:].strip().encode(), token.encode()):
-        raise HTTPException(403, "the admin token is wrong")
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """The admin token, for routes outside /api/documents (those are checked before their body is read)."""
+    guard: AdminGuard = request.app.state.admin_guard
+    refusal = guard.check(authorization, client_address(request.scope))
+    if refusal is not None:
+        raise HTTPException(refusal.status, refusal.message, refusal.headers or None)
 
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
@@ -111,22 +144,35 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         summary="Answers from your documents, with citations.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is served from vendored files by api.routes_docs (FastAPI's own loads a CDN).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
+    app.include_router(docs_router)
     if pipeline is not None:
         app.state.rag = AppState(settings, pipeline)
 
     # ---- cross-cutting -----------------------------------------------------------------------
+    # Middlewares run outermost-last-added. Inside the logging one (so every refusal is counted):
+    # JSON 500, then Host, then the admin token (before any body byte), then the streamed body limit.
+    app.state.admin_guard = AdminGuard(
+        settings.admin_token, settings.admin_max_failures, settings.admin_failure_window_s
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        idle_timeout_s=settings.http_body_timeout_s,
+    )
+    app.add_middleware(AdminGuardMiddleware, guard=app.state.admin_guard)
+    app.add_middleware(HostCheckMiddleware, hosts=allowed_hosts(settings.allowed_hosts, settings.host))
+    app.add_middleware(InternalErrorMiddleware)
+
     @app.middleware("http")
-    async def limits_and_logging(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def log_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        limit = settings.max_body_bytes
-        if request.url.path == "/api/documents" and request.method == "POST":
-            limit = settings.max_upload_bytes + 16_384  # multipart framing
-        if length is not None and length.isdigit() and int(length) > limit:
-            response: Response = _error(413, f"request body of {length} bytes is over the limit of {limit} bytes")
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         route_path = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - started
@@ -143,14 +189,23 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         )
         return response
 
+    # Outermost, so the Host refusal, the JSON 500 and every route's answer carry the headers.
+    app.add_middleware(SecurityHeadersMiddleware)
+
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         message, details = _field_errors(error)
         return _error(422, message, detail=details)
 
-    @app.exception_handler(HTTPException)
-    async def on_http_error(request: Request, error: HTTPException) -> JSONResponse:
+    # Starlette's class, not FastAPI's subclass: the router's own 404 and 405 are Starlette's.
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return _error(error.status_code, str(error.detail), headers=dict(error.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def on_unhandled(request: Request, error: Exception) -> JSONResponse:
+        # Last resort behind InternalErrorMiddleware (an error raised in the logging middleware itself).
+        return internal_error_response("unlogged")
 
     # ---- questions ---------------------------------------------------------------------------
     def _saturated(rag_state: AppState) -> JSONResponse:
@@ -167,46 +222,59 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             timings_ms=answer.timings_ms,
         )
 
-    async def _answer(rag_state: AppState, question: str, history: list[Turn], top_k: int | None) -> Answer:
+    async def _answer(
+        rag_state: AppState,
+        question: str,
+        history: list[Turn],
+        top_k: int | None,
+        request: Request | None = None,
+        field: str = "question",
+    ) -> Answer:
         try:
-            answer = await to_thread.run_sync(lambda: rag_state.pipeline.ask(question, history=history, top_k=top_k))
+            answer = await answer_unless_disconnected(
+                rag_state.pipeline.stream(question, history=history, top_k=top_k), request
+            )
+        except ContextOverflowError as error:
+            # The client's text is too long in tokens (not characters): theirs to shorten, so a 422.
+            raise RequestValidationError(
+                [{"loc": ("body", field), "msg": str(error), "type": "context_overflow"}]
+            ) from error
         except GeneratorError as error:
             rag_state.metrics.errors.labels(kind="generator").inc()
             raise HTTPException(503, f"the answer generator failed: {error}", {"Retry-After": "5"}) from error
+        except ClientGone as gone:
+            # Nobody is listening; the status is only for the log line.
+            raise HTTPException(499, "the client closed the connection; the answer was stopped") from gone
         _record(rag_state, answer)
         return answer
 
     @app.post("/api/ask", response_model=Answer, tags=["questions"])
-    async def ask(body: AskRequest, rag_state: State) -> Any:
+    async def ask(body: AskRequest, rag_state: State, request: Request) -> Any:
         """Answer a question from the indexed documents, citing the passages used."""
         try:
             async with rag_state.limiter.slot():
-                return await _answer(rag_state, body.question, body.history, body.top_k)
+                return await _answer(rag_state, body.question, body.history, body.top_k, request)
         except Saturated:
             return _saturated(rag_state)
 
     @app.post("/api/ask/stream", tags=["questions"])
     async def ask_stream(body: AskRequest, rag_state: State) -> Any:
         """Server-Sent Events: `passages`, then `token`s, then `done` (the Answer) or `error`."""
-        if rag_state.limiter.full:
+        try:
+            # The queue place is taken now, not when the stream starts: in between, other requests
+            # could fill the queue and this one would become a 200 carrying an error event.
+            reservation = rag_state.limiter.reserve()
+        except Saturated:
             return _saturated(rag_state)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
             try:
-                async with rag_state.limiter.slot():
+                async with reservation:
                     stream = rag_state.pipeline.stream(body.question, history=body.history, top_k=body.top_k)
-                    async for event in iterate_in_threadpool(stream):
-                        if isinstance(event, PassagesEvent):
-                            payload = {
-                                "passages": [p.model_dump() for p in event.passages],
-                                "standalone_question": event.standalone_question,
-                            }
-                            yield ServerSentEvent(json.dumps(payload), event="passages")
-                        elif isinstance(event, TokenEvent):
-                            yield ServerSentEvent(json.dumps({"text": event.text}), event="token")
-                        elif isinstance(event, DoneEvent):
+                    async for event in iterate_closing(stream):
+                        if isinstance(event, DoneEvent):
                             _record(rag_state, event.answer)
-                            yield ServerSentEvent(event.answer.model_dump_json(), event="done")
+                        yield sse_event(event)
             except Saturated:
                 rag_state.metrics.saturated.inc()
                 yield ServerSentEvent(json.dumps({"message": "the answer generator is busy; retry"}), event="error")
@@ -214,7 +282,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
                 rag_state.metrics.errors.labels(kind="stream").inc()
                 yield ServerSentEvent(json.dumps({"message": str(error)}), event="error")
 
-        return EventSourceResponse(events(), ping=15)
+        return _ReservedEventSource(events(), reservation, ping=15)
 
     @app.post("/api/search", response_model=SearchResponse, tags=["questions"])
     async def search(body: SearchRequest, rag_state: State) -> Any:
@@ -234,6 +302,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             generator=type(pipeline.generator).__name__,
             model=pipeline.generator.model_name,
             embedder=f"{embedder.model_name} ({embedder.backend.value})",
+            changes_allowed=bool(rag_state.settings.admin_token),
         )
 
     @app.get("/api/documents", response_model=list[DocumentSummary], tags=["documents"])
@@ -244,7 +313,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             DocumentSummary(
                 doc_id=info.doc_id,
                 title=info.title,
-                source=info.source,
+                source=public_source(info.source),
                 sha256=info.sha256,
                 passages=info.chunk_count,
                 chars=texts.get(info.doc_id, 0),
@@ -257,7 +326,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         document = rag_state.pipeline.index.document(doc_id)
         if document is None:
             raise HTTPException(404, f"no document {doc_id!r}; GET /api/documents lists them")
-        return DocumentDetail(doc_id=document.doc_id, title=document.title, source=document.source, text=document.text)
+        return DocumentDetail(
+            doc_id=document.doc_id, title=document.title, source=public_source(document.source), text=document.text
+        )
 
     @app.post(
         "/api/documents",
@@ -266,8 +337,19 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         tags=["documents"],
         dependencies=[Depends(require_admin)],
     )
-    async def upload_document(rag_state: State, file: Annotated[UploadFile, File()]) -> Any:
-        """Add a .txt, .md or .html document (admin token required); the index on disk is updated atomically."""
+    async def upload_document(
+        rag_state: State,
+        file: Annotated[UploadFile, File()],
+        response: Response,
+        replace: Annotated[
+            bool,
+            Form(description="Replace every document uploaded earlier under the same file name."),
+        ] = False,
+    ) -> Any:
+        """Add a .txt, .md or .html document (admin token required); the index on disk is updated atomically.
+
+        A different file with the name of an earlier one is added beside it unless `replace=true`;
+        identical content answers 200 `unchanged`; a failed save answers 507 and changes nothing."""
         data = await file.read(rag_state.settings.max_upload_bytes + 1)
         if len(data) > rag_state.settings.max_upload_bytes:
             raise HTTPException(413, f"file is over the limit of {rag_state.settings.max_upload_bytes} bytes")
@@ -278,29 +360,39 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             return _error(422, f"file: {error}", detail=[{"field": "file", "message": str(error)}])
 
         def ingest() -> IngestResponse:
-            with rag_state.write_lock:
-                index = rag_state.pipeline.index
-                report = index.add([document])
-                if report.added or report.replaced:
-                    index.save(rag_state.settings.index_dir)
+            library = Library(rag_state.settings.index_dir, rag_state.pipeline.index)
+            report = library.add([document], replace_same_source=replace)
             status = "added" if report.added else "replaced" if report.replaced else "unchanged"
             doc_id = (report.added or report.replaced or report.unchanged)[0]
             return IngestResponse(doc_id=doc_id, status=status, passages=report.passages_embedded)
 
-        result = await to_thread.run_sync(ingest)
+        try:
+            result = await to_thread.run_sync(ingest)
+        except IndexWriteError as error:
+            return _error(507, str(error), detail={"changed": False, "errno": error.errno})
+        except IndexLockedError as error:
+            return _error(503, str(error), headers={"Retry-After": "5"}, detail={"changed": False})
+        except IndexStoreError as error:
+            return _error(409, str(error), detail={"changed": False})
+        if result.status == "unchanged":
+            response.status_code = 200
         log_event("ingest", doc_id=result.doc_id, status=result.status, passages=result.passages)
         return result
 
     @app.delete("/api/documents/{doc_id}", tags=["documents"], dependencies=[Depends(require_admin)])
     async def delete_document(doc_id: str, rag_state: State) -> Any:
         def remove() -> bool:
-            with rag_state.write_lock:
-                removed = rag_state.pipeline.index.remove(doc_id)
-                if removed:
-                    rag_state.pipeline.index.save(rag_state.settings.index_dir)
-                return removed
+            return Library(rag_state.settings.index_dir, rag_state.pipeline.index).remove(doc_id)
 
-        if not await to_thread.run_sync(remove):
+        try:
+            removed = await to_thread.run_sync(remove)
+        except IndexWriteError as error:
+            return _error(507, str(error), detail={"changed": False, "errno": error.errno})
+        except IndexLockedError as error:
+            return _error(503, str(error), headers={"Retry-After": "5"}, detail={"changed": False})
+        except IndexStoreError as error:
+            return _error(409, str(error), detail={"changed": False})
+        if not removed:
             raise HTTPException(404, f"no document {doc_id!r}; GET /api/documents lists them")
         log_event("remove", doc_id=doc_id)
         return {"removed": doc_id}
@@ -335,7 +427,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         if not body.stream:
             try:
                 async with rag_state.limiter.slot():
-                    answer = await _answer(rag_state, question, history, None)
+                    answer = await _answer(rag_state, question, history, None, field="messages")
             except Saturated:
                 return _saturated(rag_state)
             return {
@@ -357,38 +449,28 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         if rag_state.limiter.full:
             return _saturated(rag_state)
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            payload = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": body.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra,
-            }
-            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+        chunks = OpenAIChunks(body.model, completion_id, drafts=bool((body.model_extra or {}).get("rag_stream_drafts")))
 
         async def stream() -> AsyncIterator[str]:
             try:
                 async with rag_state.limiter.slot():
-                    yield chunk({"role": "assistant", "content": ""})
-                    events = rag_state.pipeline.stream(question, history=history)
-                    async for event in iterate_in_threadpool(events):
-                        if isinstance(event, TokenEvent):
-                            yield chunk({"content": event.text})
-                        elif isinstance(event, DoneEvent):
+                    yield chunks.chunk({"role": "assistant", "content": ""})
+                    async for event in iterate_closing(rag_state.pipeline.stream(question, history=history)):
+                        if isinstance(event, DoneEvent):
                             _record(rag_state, event.answer)
-                            yield chunk(
-                                {},
-                                "stop",
-                                citations=[c.model_dump() for c in event.answer.citations],
-                                rag=event.answer.model_dump(),
-                            )
-            except (Saturated, GeneratorError) as error:
-                yield chunk({"content": f"\n[error: {error or 'the generator is busy'}]"}, "stop")
+                        for line in chunks.for_event(event):
+                            yield line
+            except Saturated:
+                yield chunks.error("the answer generator is busy; retry shortly", "rate_limit_exceeded")
+            except (GeneratorError, ValueError) as error:
+                rag_state.metrics.errors.labels(kind="stream").inc()
+                yield chunks.error(f"the answer generator failed: {error}")
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+    # Listed after the question and document routes in the API docs.
+    app.include_router(feedback_router)
 
     # ---- the chat page -----------------------------------------------------------------------
     if WEB_DIR.is_dir():

@@ -30,6 +30,7 @@ TERMINAL_METRICS = [
     "unanswerable_abstained",
     "false_abstention",
     "gate_auroc",
+    "confidence_auroc",
 ]
 
 

@@ -29,6 +29,7 @@ class ItemResult:
     abstained: bool | None
     abstain_reason: str | None
     gate_score: float | None
+    confidence: float | None
     citations: list[dict[str, Any]]
     retrieved: list[dict[str, Any]]
     scores: dict[str, float | None]
@@ -62,6 +63,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
         abstained=None,
         abstain_reason=None,
         gate_score=None,
+        confidence=None,
         citations=[],
         retrieved=[{"rank": p.rank, "text": p.text, "relevant": f} for p, f in zip(retrieved, flags, strict=True)],
         scores=scores,
@@ -75,6 +77,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
     result.abstained = answer.abstained
     result.abstain_reason = answer.abstain_reason
     result.gate_score = max((p.relevance or 0.0 for p in answer.passages), default=0.0)
+    result.confidence = answer.confidence
     result.citations = [c.model_dump(include={"n", "chunk_id", "text", "start", "end"}) for c in answer.citations]
     result.timings_ms = answer.timings_ms
     if item.answerable:
@@ -113,7 +116,7 @@ class Scorecard:
             f"{self.name}: hit@3 {fmt('hit@3')} | MRR {fmt('mrr')} | contains-gold {fmt('contains_gold')} | "
             f"F1 {fmt('f1')} | cite-P {fmt('citation_precision')} | cite-R {fmt('citation_recall')} | "
             f"abstain(unans) {fmt('unanswerable_abstained')} | false-abstain {fmt('false_abstention')} | "
-            f"gate AUROC {fmt('gate_auroc')} | p50 {latency}"
+            f"gate AUROC {fmt('gate_auroc')} | confidence AUROC {fmt('confidence_auroc')} | p50 {latency}"
         )
 
 
@@ -133,7 +136,11 @@ METRIC_ORDER = [
     "unanswerable_abstained",
     "false_abstention",
     "gate_auroc",
+    "confidence_auroc",
 ]
+# Computed over the whole run, not averaged per item.
+RUN_METRICS = frozenset({"gate_auroc", "confidence_auroc"})
+ITEM_METRICS = [key for key in METRIC_ORDER if key not in RUN_METRICS]
 
 
 def summarize(name: str, config: dict[str, Any], results: Sequence[ItemResult]) -> Scorecard:
@@ -141,15 +148,16 @@ def summarize(name: str, config: dict[str, Any], results: Sequence[ItemResult]) 
         return m.mean([r.scores.get(key) for r in rows if key in r.scores])
 
     summary: dict[str, float | None] = {}
-    for key in METRIC_ORDER[:-1]:
+    for key in ITEM_METRICS:
         if key == "all_evidence@5":
             summary[key] = average([r for r in results if len(r.evidence) > 1], key)
         else:
             summary[key] = average(results, key)
     scored = [r for r in results if r.gate_score is not None]
     summary["gate_auroc"] = m.auroc([r.gate_score or 0.0 for r in scored], [r.answerable for r in scored])
+    summary["confidence_auroc"] = m.auroc([r.confidence or 0.0 for r in scored], [r.answerable for r in scored])
     by_type = {
-        kind: {key: average([r for r in results if r.type == kind], key) for key in METRIC_ORDER[:-1]}
+        kind: {key: average([r for r in results if r.type == kind], key) for key in ITEM_METRICS}
         for kind in sorted({r.type for r in results})
     }
     stages = sorted({stage for r in results for stage in r.timings_ms})

@@ -22,15 +22,30 @@ from rag.generators import Generator, make_generator
 from rag.pipeline import Pipeline
 from rag.settings import RetrieverKind, Settings
 
-# The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap.
+# The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap, k=4, no gates
+# (no relevance gate, no answer checks, no sentence window). It keeps this project's prompt.
 BASELINE_OVERRIDES: dict[str, Any] = {
     "chunk_unit": ChunkUnit.CHARS,
     "chunk_size": 500,
     "chunk_overlap": 50,
     "retriever": RetrieverKind.DENSE,
     "rescore": False,
+    "top_k": 4,
+    "verify_answers": False,
+    "min_relevance": -1.0,
+    "sentence_window": 0,
 }
-CONFIG_KEYS = ("chunk_size", "chunk_overlap", "chunk_unit", "retriever", "rescore", "top_k", "verify_answers")
+CONFIG_KEYS = (
+    "chunk_size",
+    "chunk_overlap",
+    "chunk_unit",
+    "retriever",
+    "rescore",
+    "top_k",
+    "verify_answers",
+    "sentence_window",
+    "min_relevance",
+)
 
 
 def describe(settings: Settings) -> dict[str, Any]:

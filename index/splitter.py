@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from functools import cached_property
 from pathlib import Path
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from tokenizers import Tokenizer
 
+from index.sentences import Span, sentence_spans
 from index.types import Chunk, ChunkUnit, Document
 
 # Paragraphs first, then lines, sentences, clauses and words: passages end at natural boundaries.
@@ -15,8 +17,8 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 
 class TokenChunker:
-    """Recursive splitting with length in word-piece tokens (or characters, for the common baseline);
-    offsets are found, never estimated."""
+    """Sentence-aligned passages measured in word-piece tokens (or characters, for the common baseline);
+    offsets come from the sentence segmenter and the tokenizer, never estimated."""
 
     def __init__(
         self, tokenizer_file: Path, chunk_size: int, chunk_overlap: int, unit: ChunkUnit = ChunkUnit.TOKENS
@@ -51,6 +53,63 @@ class TokenChunker:
             strip_whitespace=True,
         )
 
+    def _span_lengths(self, text: str, spans: list[Span]) -> list[int]:
+        """Length of each span in the chunk unit; tokens come from one tokenizer call per document."""
+        if self.unit is ChunkUnit.CHARS:
+            return [s.end - s.start for s in spans]
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        token_starts = [start for start, _ in encoding.offsets]
+        return [bisect_left(token_starts, s.end) - bisect_left(token_starts, s.start) for s in spans]
+
+    def _pieces(self, text: str, span: Span, length: int) -> list[Span]:
+        """A sentence over the budget is cut by the recursive splitter: the only passages that start inside one."""
+        if length <= self.chunk_size:
+            return [span]
+        pieces: list[Span] = []
+        cursor = span.start
+        for piece in self._splitter.split_text(text[span.start : span.end]):
+            start = text.find(piece, cursor, span.end)
+            if start < 0 or not piece.strip():
+                continue
+            pieces.append(Span(start, start + len(piece)))
+            cursor = start + 1
+        return pieces or [span]
+
+    def units(self, text: str) -> tuple[list[Span], list[int]]:
+        """Sentence spans (long ones cut to the budget) and their lengths in the chunk unit."""
+        spans = sentence_spans(text)
+        lengths = self._span_lengths(text, spans)
+        units: list[Span] = []
+        for span, length in zip(spans, lengths, strict=True):
+            units.extend(self._pieces(text, span, length))
+        return units, self._span_lengths(text, units)
+
+    def split(self, document: Document) -> list[Chunk]:
+        """Pack whole sentences into passages of at most `chunk_size`; neighbours share whole sentences up
+        to `chunk_overlap`."""
+        if self.unit is ChunkUnit.CHARS:
+            return self._split_recursive(document)
+        text = document.text
+        units, lengths = self.units(text)
+        chunks: list[Chunk] = []
+        first = 0
+        while first < len(units):
+            last, size = first, 0
+            while last < len(units) and (last == first or size + lengths[last] <= self.chunk_size):
+                size += lengths[last]
+                last += 1
+            start, end = units[first].start, units[last - 1].end
+            chunks.append(Chunk(f"{document.doc_id}#{len(chunks)}", document.doc_id, text[start:end], start, end))
+            if last >= len(units):
+                break
+            # Step back over whole sentences for the overlap, always moving forward by at least one.
+            next_first, shared = last, 0
+            while next_first - 1 > first and shared + lengths[next_first - 1] <= self.chunk_overlap:
+                shared += lengths[next_first - 1]
+                next_first -= 1
+            first = next_first
+        return chunks
+
     @staticmethod
     def _locate(text: str, piece: str, previous_start: int, previous_end: int) -> int:
         """Where `piece` starts: after the previous passage's start, and, since every passage covers new
@@ -60,7 +119,8 @@ class TokenChunker:
             start = text.find(piece, start + 1)
         return start if start >= 0 else first
 
-    def split(self, document: Document) -> list[Chunk]:
+    def _split_recursive(self, document: Document) -> list[Chunk]:
+        """LangChain's plain recursive character splitting: the common baseline's passages."""
         chunks: list[Chunk] = []
         previous_start, previous_end = -1, 0
         for piece in self._splitter.split_text(document.text):

@@ -24,10 +24,19 @@ class ChunkUnit(StrEnum):
 
 @dataclass(frozen=True)
 class Document:
+    """A loaded document. The facts about it (author, date, publisher, URL) are parsed at load time;
+    `header_end` is where its title/byline/date lines end in `text`, so a question about the document
+    itself can be answered from, and cited to, that span."""
+
     doc_id: str
     title: str
     source: str
     text: str
+    author: str | None = None
+    published: str | None = None
+    publisher: str | None = None
+    url: str | None = None
+    header_end: int = 0
 
     @property
     def sha256(self) -> str:

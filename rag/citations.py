@@ -140,9 +140,13 @@ def is_abstention(reply: str) -> bool:
 
 @dataclass(frozen=True)
 class CheckedAnswer:
+    """The answer with honest markers; `claims` are its sentences with the 0-based passages each cites."""
+
     text: str
     citations: list[Citation]
     supported: bool
+    claims: list[tuple[str, list[int]]]
+    passage_for_number: dict[int, int]  # citation n -> 0-based passage index
 
 
 def split_sentences(text: str) -> list[str]:
@@ -213,4 +217,11 @@ def check_citations(reply: str, passages: list[Passage]) -> CheckedAnswer:
         )
         for old in order
     ]
-    return CheckedAnswer(" ".join(parts), citations, supported and bool(citations))
+    claims = [(bare, [n - 1 for n in dict.fromkeys(cited)]) for bare, cited in sentences]
+    return CheckedAnswer(
+        " ".join(parts),
+        citations,
+        supported and bool(citations),
+        claims,
+        {renumber[old]: old - 1 for old in order},
+    )

@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Generator as TextStream
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import httpx
 
 from rag.models import QWEN_15B, assemble, check_metadata
 from rag.settings import GeneratorKind, Settings
+from rag.types import ChatMessage
 
-
-class ChatMessage(TypedDict):
-    role: str
-    content: str
+__all__ = [
+    "ChatMessage",
+    "ContextOverflowError",
+    "Generator",
+    "GeneratorError",
+    "LlamaCppGenerator",
+    "OpenAICompatibleGenerator",
+]
 
 
 class GeneratorError(RuntimeError):
     """The generator could not produce an answer (server down, model missing)."""
+
+
+class ContextOverflowError(GeneratorError):
+    """The prompt (question, conversation and passages) has more tokens than the model's context.
+
+    The client can fix this by asking something shorter, so the API answers 422 rather than 5xx.
+    """
+
+
+@contextmanager
+def _context_overflow_is_an_error() -> Iterator[None]:
+    # A question within the character limit can still exceed the token context (2,000 CJK characters
+    # are ~2,000 tokens); llama.cpp then raises a bare ValueError.
+    try:
+        yield
+    except ValueError as error:
+        if "exceed context window" not in str(error):
+            raise
+        raise ContextOverflowError(
+            f"the question and conversation are too long for the model ({error}): ask something shorter"
+        ) from error
 
 
 class Generator(ABC):
@@ -36,31 +66,44 @@ class Generator(ABC):
 
     @abstractmethod
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
-        """Yield the reply's text piece by piece. `lane` separates answers from checks (see below)."""
+        """Yield the reply's text piece by piece; closing the iterator stops the generation."""
 
-    def complete(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
-    ) -> str:
-        return "".join(self.stream(messages, max_tokens, stop, lane))
+    def complete(self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None) -> str:
+        """The whole reply at once."""
+        return "".join(self.stream(messages, max_tokens, stop))
+
+    def yes_probability(self, messages: list[ChatMessage]) -> float:
+        """P("yes") for a yes/no question, from one forward pass. Generators without log-probabilities
+        answer 1.0 or 0.0 from the sampled word."""
+        return 1.0 if self.complete(messages, max_tokens=1).strip().lower().startswith("yes") else 0.0
+
+
+def yes_share(candidates: dict[str, float]) -> float | None:
+    """P(yes) / (P(yes) + P(no)) from a token → log-probability map; None when neither word is there."""
+    yes = sum(math.exp(lp) for token, lp in candidates.items() if token.strip().lower() == "yes")
+    no = sum(math.exp(lp) for token, lp in candidates.items() if token.strip().lower() == "no")
+    return yes / (yes + no) if yes + no > 0 else None
 
 
 class LlamaCppGenerator(Generator):
-    """One llama.cpp model in this process, with one context per lane; calls are serialised.
+    """One llama.cpp model in this process, with one context per system prompt; calls are serialised.
 
     llama-cpp-python keeps a context's previous prompt and re-evaluates only what differs, so each
-    lane's fixed system prompt and worked examples are decoded once, not per request. Answers and
-    checks (verification, question rewriting, re-scoring) have different prefixes, so they get
-    separate contexts; the weights are memory-mapped once and shared by both.
+    prompt kind's fixed system prompt and worked examples are decoded once, not per request. Answers,
+    judging and question rewriting have different prefixes, so each gets its own context (at most
+    `MAX_CONTEXTS`, least recently used reused); the weights are memory-mapped once and shared.
     """
+
+    MAX_CONTEXTS = 3
 
     def __init__(self, model_path: Path | None, cache_dir: Path, threads: int, context: int) -> None:
         self._explicit_path = model_path
         self._cache_dir = cache_dir
         self._threads = threads
         self._context = context
-        self._contexts: dict[str, Any] = {}
+        self._contexts: OrderedDict[str, Any] = OrderedDict()
         self._load_lock = threading.Lock()
         # Two contexts compete for the same cores: one decodes at a time.
         self._decode_lock = threading.Lock()
@@ -71,7 +114,7 @@ class LlamaCppGenerator(Generator):
         return self.path.name if self.path else QWEN_15B.file_name
 
     def warm_up(self) -> None:
-        self._context_for("answer")
+        self._context_for("")
 
     def _resolve_path(self) -> Path:
         if self._explicit_path is not None:
@@ -80,10 +123,15 @@ class LlamaCppGenerator(Generator):
             return self._explicit_path
         return assemble(QWEN_15B, self._cache_dir)
 
-    def _context_for(self, lane: str) -> Any:
+    def _context_for(self, prefix: str) -> Any:
         with self._load_lock:
-            if lane in self._contexts:
-                return self._contexts[lane]
+            if prefix in self._contexts:
+                self._contexts.move_to_end(prefix)
+                return self._contexts[prefix]
+            if len(self._contexts) >= self.MAX_CONTEXTS:
+                _, reused = self._contexts.popitem(last=False)
+                self._contexts[prefix] = reused
+                return reused
             from llama_cpp import Llama
 
             path = self.path if self._contexts and self.path else self._resolve_path()
@@ -99,14 +147,33 @@ class LlamaCppGenerator(Generator):
             if self._explicit_path is None and not self._contexts:
                 check_metadata(llama.metadata, QWEN_15B, path)
             self.path = path
-            self._contexts[lane] = llama
+            self._contexts[prefix] = llama
             return llama
 
+    @staticmethod
+    def _prefix_key(messages: list[ChatMessage]) -> str:
+        return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+
+    def yes_probability(self, messages: list[ChatMessage]) -> float:
+        llama = self._context_for(self._prefix_key(messages))
+        with self._decode_lock, _context_overflow_is_an_error():
+            result = llama.create_chat_completion(
+                messages=messages, temperature=0.0, top_k=1, max_tokens=1, logprobs=True, top_logprobs=10
+            )
+        choice = result["choices"][0]
+        content = ((choice.get("logprobs") or {}).get("content")) or []
+        if content:
+            candidates = {entry["token"]: entry["logprob"] for entry in content[0].get("top_logprobs", [])}
+            share = yes_share(candidates)
+            if share is not None:
+                return share
+        return 1.0 if (choice["message"].get("content") or "").strip().lower().startswith("yes") else 0.0
+
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
-        llama = self._context_for(lane)
-        with self._decode_lock:
+        llama = self._context_for(self._prefix_key(messages))
+        with self._decode_lock, _context_overflow_is_an_error():
             chunks = llama.create_chat_completion(
                 messages=messages,
                 temperature=0.0,
@@ -137,7 +204,7 @@ class OpenAICompatibleGenerator(Generator):
         return self._model
 
     def stream(
-        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None, lane: str = "answer"
+        self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
         body: dict[str, Any] = {
             "model": self._model,

@@ -1,45 +1,67 @@
-"""One question-answering pipeline: rewrite → retrieve → re-score → gate → generate → cite."""
+"""The answer path as a short composition of stages:
+rewrite → retrieve → [re-score] → expand → gate → generate → check and cite.
+
+    >>> pipeline = Pipeline.from_settings(Settings())          # the index on disk and the local model
+    >>> answer = pipeline.ask("What did Deng agree in 1979?")
+    >>> answer.answer, [c.n for c in answer.citations], answer.confidence
+
+`stream` yields the same answer as events (status, passages, draft tokens, done) for the page and the API.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator as EventStream
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal
 
 from index.service import make_spec_embedder, new_index, open_index
 from index.store import PassageIndex
+from rag.checking import AnswerChecker, CheckThresholds, SupportJudge, Verdict
 from rag.citations import check_citations, is_abstention
+from rag.context import ContextExpander
 from rag.generators import Generator, make_generator
 from rag.prompt import ABSTAIN_TEXT, answer_messages, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, cosine_relevance, make_retriever
 from rag.settings import RetrieverKind, Settings
 from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
-from rag.verifier import AnswerVerifier
+
+Stage = Literal["searching", "writing", "checking"]
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """The answer moved to a new stage (for progress in the page and the CLI)."""
+
+    stage: Stage
 
 
 @dataclass(frozen=True)
 class PassagesEvent:
+    """The passages the model will read, before it writes."""
+
     passages: list[Passage]
     standalone_question: str
-    kind: Literal["passages"] = "passages"
 
 
 @dataclass(frozen=True)
 class TokenEvent:
+    """A piece of the model's unchecked draft: show it as provisional, never as the answer."""
+
     text: str
-    kind: Literal["token"] = "token"
 
 
 @dataclass(frozen=True)
 class DoneEvent:
+    """The checked answer (or the abstention)."""
+
     answer: Answer
-    kind: Literal["done"] = "done"
 
 
-Event = PassagesEvent | TokenEvent | DoneEvent
+Event = StatusEvent | PassagesEvent | TokenEvent | DoneEvent
 
 
 class _Stopwatch:
@@ -60,6 +82,36 @@ class _Stopwatch:
         return {**self.timings, "total": round((time.perf_counter() - self._t0) * 1000, 2)}
 
 
+class QuestionRewriter:
+    """Turns a follow-up ("and when did he resign?") into a standalone question, using the conversation."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def run(self, question: str, history: Sequence[Turn]) -> str:
+        """The standalone question (the question itself when there is no earlier user turn)."""
+        if not any(turn.role == "user" for turn in history):
+            return question
+        rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48)
+        rewritten = rewritten.strip().splitlines()[0].strip().strip('"') if rewritten.strip() else ""
+        return rewritten if 3 <= len(rewritten) <= 400 else question
+
+
+class RelevanceGate:
+    """Abstains before generating when no passage is close enough to the question."""
+
+    def __init__(self, min_relevance: float) -> None:
+        self.min_relevance = min_relevance
+
+    def run(self, passages: Sequence[Passage]) -> AbstainReason | None:
+        """The abstention reason, or None when the model should write."""
+        if not passages:
+            return "no_passages"
+        if max(p.relevance or 0.0 for p in passages) < self.min_relevance:
+            return "relevance_gate"
+        return None
+
+
 class Pipeline:
     """Holds the index, retrievers and generator; safe to share between threads."""
 
@@ -69,7 +121,11 @@ class Pipeline:
         self.generator = generator
         self._retrievers: dict[RetrieverKind, Retriever] = {}
         self._rescorer: Rescorer = LLMJudgeRescorer(generator, settings.rescore_top)
-        self._verifier = AnswerVerifier(generator)
+        self.rewriter = QuestionRewriter(generator)
+        self.expander = ContextExpander(index, settings.sentence_window, settings.max_passage_chars)
+        self.gate = RelevanceGate(settings.min_relevance)
+        thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
+        self.checker = AnswerChecker(SupportJudge(generator), thresholds)
 
     @classmethod
     def from_settings(
@@ -109,11 +165,8 @@ class Pipeline:
 
     # ---- stages ----------------------------------------------------------------------------------
     def standalone_question(self, question: str, history: Sequence[Turn]) -> str:
-        if not any(turn.role == "user" for turn in history):
-            return question
-        rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48, lane="check")
-        rewritten = rewritten.strip().splitlines()[0].strip().strip('"') if rewritten.strip() else ""
-        return rewritten if 3 <= len(rewritten) <= 400 else question
+        """The follow-up rewritten into a standalone question."""
+        return self.rewriter.run(question, history)
 
     def search(
         self,
@@ -152,14 +205,17 @@ class Pipeline:
         top_k: int | None = None,
         retriever: RetrieverKind | None = None,
         rescore: bool | None = None,
-    ) -> Iterator[Event]:
-        """Events in order: passages, tokens, done (the same Answer `ask` returns)."""
+    ) -> EventStream[Event, None, None]:
+        """Events in order: status, passages, status, draft tokens, status, done (the Answer `ask` returns).
+
+        Closing the iterator early (a client went away) stops the generation and frees the model."""
         kind = retriever or self.settings.retriever
         use_rescore = self.settings.rescore if rescore is None else rescore
         if not question.strip():
             raise ValueError("the question is empty: ask something about the documents")
         clock = _Stopwatch()
-        standalone = self.standalone_question(question, history)
+        yield StatusEvent("searching")
+        standalone = self.rewriter.run(question, history)
         clock.lap("rewrite_ms")
         k = top_k or self.settings.top_k
         passages = self._candidates(standalone, max(k, self.settings.rescore_top) if use_rescore else k, kind)
@@ -167,56 +223,71 @@ class Pipeline:
         if use_rescore and passages:
             passages = self._rescorer.rescore(standalone, passages)
             clock.lap("rescore_ms")
-        passages = passages[:k]
+        passages = self.expander.run(standalone, passages[:k])
+        clock.lap("expand_ms")
         yield PassagesEvent(passages, standalone)
 
-        best_relevance = max((p.relevance or 0.0 for p in passages), default=0.0)
         info = self.model_info(kind, use_rescore)
-        if not passages or best_relevance < self.settings.min_relevance:
-            reason: Literal["relevance_gate", "no_passages"] = "no_passages" if not passages else "relevance_gate"
-            yield TokenEvent(ABSTAIN_TEXT)
-            yield DoneEvent(self._abstain(reason, passages, standalone, clock, info))
+        gate_reason = self.gate.run(passages)
+        if gate_reason is not None:
+            best = max((p.relevance or 0.0 for p in passages), default=0.0)
+            confidence = 0.25 * min(1.0, max(0.0, best) / max(self.settings.min_relevance, 1e-6))
+            yield DoneEvent(self._abstain(gate_reason, passages, standalone, clock, info, confidence=confidence))
             return
 
+        yield StatusEvent("writing")
         pieces: list[str] = []
         first_token_ms: float | None = None
-        stream = self.generator.stream(answer_messages(passages, standalone), self.settings.max_tokens)
-        with closing(stream):
-            for piece in stream:
+        with closing(self.generator.stream(answer_messages(passages, standalone), self.settings.max_tokens)) as draft:
+            for piece in draft:
                 if first_token_ms is None:
                     first_token_ms = clock.elapsed_ms()
                 pieces.append(piece)
                 yield TokenEvent(piece)
         clock.lap("generate_ms")
-        reply = "".join(pieces).strip()
-        if is_abstention(reply):
-            yield DoneEvent(self._abstain("model", passages, standalone, clock, info, first_token_ms))
+        yield StatusEvent("checking")
+        verdict = self._check("".join(pieces).strip(), standalone, passages)
+        clock.lap("check_ms")
+        if verdict.abstained:
+            retracted = verdict.abstain_reason != "model"
+            yield DoneEvent(
+                self._abstain(
+                    verdict.abstain_reason or "unsupported",
+                    passages,
+                    standalone,
+                    clock,
+                    info,
+                    first_token_ms,
+                    verdict.confidence,
+                    retracted,
+                )
+            )
             return
-        checked = check_citations(reply, passages)
-        clock.lap("cite_ms")
-        if self.settings.verify_answers and not self._verifier.supported(
-            standalone, checked.text, [c.text for c in checked.citations]
-        ):
-            clock.lap("verify_ms")
-            yield DoneEvent(self._abstain("unverified", passages, standalone, clock, info, first_token_ms))
-            return
-        if self.settings.verify_answers:
-            clock.lap("verify_ms")
         timings = clock.total()
         if first_token_ms is not None:
             timings["first_token_ms"] = first_token_ms
         yield DoneEvent(
             Answer(
-                answer=checked.text,
+                answer=verdict.text,
                 abstained=False,
-                supported=checked.supported,
-                citations=checked.citations,
+                supported=verdict.supported,
+                confidence=verdict.confidence,
+                citations=verdict.citations,
                 passages=passages,
                 standalone_question=standalone,
                 timings_ms=timings,
                 model=info,
             )
         )
+
+    def _check(self, reply: str, question: str, passages: list[Passage]) -> Verdict:
+        if self.settings.verify_answers:
+            return self.checker.run(reply, question, passages)
+        # Without the gate (the plain baseline) only the model's own abstention and the citation repair apply.
+        if is_abstention(reply):
+            return Verdict(ABSTAIN_TEXT, [], True, 0.1, "model")
+        checked = check_citations(reply, passages)
+        return Verdict(checked.text, checked.citations, checked.supported, 0.5, None)
 
     def _abstain(
         self,
@@ -226,6 +297,8 @@ class Pipeline:
         clock: _Stopwatch,
         info: ModelInfo,
         first_token_ms: float | None = None,
+        confidence: float = 0.0,
+        retracted: bool = False,
     ) -> Answer:
         timings = clock.total()
         if first_token_ms is not None:
@@ -235,6 +308,8 @@ class Pipeline:
             abstained=True,
             abstain_reason=reason,
             supported=True,
+            confidence=round(confidence, 4),
+            retracted=retracted,
             citations=[],
             passages=passages,
             standalone_question=standalone,

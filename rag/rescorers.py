@@ -31,7 +31,7 @@ class LLMJudgeRescorer(Rescorer):
         head, tail = passages[: self.top], passages[self.top :]
         verdicts = []
         for passage in head:
-            reply = self.generator.complete(judge_messages(passage.text, question), max_tokens=2, lane="check")
+            reply = self.generator.complete(judge_messages(passage.text, question), max_tokens=2)
             verdicts.append(reply.strip().lower().startswith("yes"))
         ordered = [p for p, ok in zip(head, verdicts, strict=True) if ok]
         ordered += [p for p, ok in zip(head, verdicts, strict=True) if not ok]

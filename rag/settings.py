@@ -50,7 +50,20 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     rescore: bool = Field(False, description="Re-score the fused top candidates with the LLM judge.")
     rescore_top: int = Field(4, ge=1, le=10, description="Candidates the re-scorer judges.")
-    verify_answers: bool = Field(True, description="Abstain when the model judges its answer unsupported.")
+    verify_answers: bool = Field(
+        True, description="Show an answer only when the evidence checks (and, if undecided, the judge) support it."
+    )
+    evidence_accept: float = Field(
+        0.75, ge=0, le=1, description="Evidence score at which an answer is final without asking the judge."
+    )
+    evidence_reject: float = Field(0.35, ge=0, le=1, description="Evidence score below which an answer is withheld.")
+    judge_threshold: float = Field(0.5, ge=0, le=1, description="Judge P(yes) needed when the evidence is undecided.")
+    max_passage_chars: int = Field(
+        1200, ge=200, le=8000, description="Longest reading passage when neighbouring hits are merged."
+    )
+    sentence_window: int = Field(
+        1, ge=0, le=5, description="Neighbouring sentences each side of a hit that the model also reads."
+    )
     min_relevance: float = Field(
         0.22, description="Relevance gate: abstain without generating below this cosine similarity."
     )
@@ -78,6 +91,26 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
     max_concurrent_generations: int = Field(1, ge=1, description="Answers generated at once.")
     max_queued_generations: int = Field(8, ge=0, description="Answers waiting; beyond this: 503.")
+    allowed_hosts: str = Field(
+        "",
+        description="Host names accepted in requests, comma-separated (* for any); empty: the bind address, "
+        "localhost, 127.0.0.1 and [::1].",
+    )
+    admin_max_failures: int = Field(5, ge=1, description="Wrong admin tokens a client may send per window; then 429.")
+    admin_failure_window_s: float = Field(60.0, gt=0, description="Window (s) over which wrong admin tokens count.")
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers; then 408 and the connection closes."
+    )
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a request body may pause between two pieces; then 408."
+    )
+    http_keep_alive_s: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    http_max_connections: int = Field(
+        500, ge=8, description="Open connections `rag serve` accepts; beyond this each request gets a 503."
+    )
+    feedback_path: Path = Field(
+        Path("var/feedback.jsonl"), description="Where thumbs up/down from the chat page are appended (JSONL)."
+    )
 
     def index_spec(self) -> IndexSpec:
         return IndexSpec(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
 from index.types import Chunk
 
-AbstainReason = Literal["relevance_gate", "model", "unverified", "no_passages"]
+AbstainReason = Literal["relevance_gate", "model", "unsupported", "calculation", "no_passages"]
+
+
+class ChatMessage(TypedDict):
+    """One message of a prompt, in the OpenAI chat format every generator accepts."""
+
+    role: str
+    content: str
 
 
 class Passage(BaseModel):
@@ -41,6 +48,8 @@ class Passage(BaseModel):
 
 
 class Citation(BaseModel):
+    """A passage the answer cites as `[n]`, with the sentence inside it that supports the answer."""
+
     n: int
     chunk_id: str
     doc_id: str
@@ -49,6 +58,10 @@ class Citation(BaseModel):
     start: int
     end: int
     score: float
+    support_start: int | None = Field(
+        None, description="Document character offset where the supporting sentence starts (inside start..end)."
+    )
+    support_end: int | None = Field(None, description="Document character offset where the supporting sentence ends.")
 
 
 class Turn(BaseModel):
@@ -69,6 +82,12 @@ class Answer(BaseModel):
     abstained: bool
     abstain_reason: AbstainReason | None = None
     supported: bool = Field(True, description="False when a sentence could not be tied to a passage.")
+    confidence: float = Field(
+        0.0, description="Calibrated abstention score in [0, 1]: evidence, relevance and judge combined."
+    )
+    retracted: bool = Field(
+        False, description="A draft answer was written but failed the evidence checks, so it is not shown."
+    )
     citations: list[Citation]
     passages: list[Passage]
     standalone_question: str

@@ -71,8 +71,9 @@ class TestQuestions:
                     tokens.append(data["text"])
                 if kind == "done":
                     done = data
-        assert kinds[0] == "passages" and kinds[-1] == "done"
-        assert set(kinds[1:-1]) == {"token"} and len(tokens) > 1
+        assert kinds[:2] == ["status", "passages"] and kinds[-1] == "done"
+        assert kinds[2] == "status" and kinds[-2] == "status", "writing … checking around the draft"
+        assert set(kinds[3:-2]) == {"token"} and len(tokens) > 1
         plain = client.post("/api/ask", json={"question": DENG}).json()
         assert done is not None
         for field in ("answer", "abstained", "citations", "passages"):

@@ -35,9 +35,32 @@ class TestOpenAICompatible:
             if chunk.choices and chunk.choices[0].delta.content:
                 pieces.append(chunk.choices[0].delta.content)
             last = chunk
-        assert len(pieces) > 1 and "intelligence" in "".join(pieces).lower()
         assert last is not None and last.choices[0].finish_reason == "stop"
+        rag = (last.model_extra or {})["rag"]
+        # Only checked text reaches `content`: exactly the final answer, never a draft that was taken back.
+        assert "".join(pieces) == rag["answer"]
+        assert "intelligence" in rag["answer"].lower()
         assert (last.model_extra or {})["citations"], "the final chunk carries the citations"
+
+    def test_stream_drafts_only_on_request_and_outside_content(self, client: openai.OpenAI) -> None:
+        stream = client.chat.completions.create(
+            model="rag-chatbot",
+            messages=[{"role": "user", "content": "What is the population of Vladivostok?"}],
+            stream=True,
+            extra_body={"rag_stream_drafts": True},
+        )
+        content, drafts, last = [], [], None
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                content.append(chunk.choices[0].delta.content)
+            if (chunk.model_extra or {}).get("rag_draft"):
+                drafts.append(chunk.model_extra["rag_draft"])  # type: ignore[index]
+            last = chunk
+        assert last is not None
+        rag = (last.model_extra or {})["rag"]
+        assert "".join(content) == rag["answer"]
+        if rag["abstained"]:
+            assert rag["answer"] == "The documents don't say."
 
     def test_conversation_history_is_used_for_follow_ups(self, client: openai.OpenAI) -> None:
         completion = client.chat.completions.create(

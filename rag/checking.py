@@ -1,0 +1,109 @@
+"""The answer gate: a draft becomes the final answer only when computed checks say its cited text supports it.
+
+Order: the model's own abstention → calculations recomputed (operands quoted from the passages, a wrong
+result corrected) → citations made honest → evidence score. A clear score decides alone; only a middling one
+asks the calibrated judge (P(yes) from one forward pass). The same numbers give the answer's `confidence`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.citations import check_citations, is_abstention
+from rag.generators import Generator
+from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
+from rag.prompt import ABSTAIN_TEXT, support_messages
+from rag.types import AbstainReason, Citation, Passage
+
+
+@dataclass(frozen=True)
+class CheckThresholds:
+    """Evidence ≥ accept is final without a judge; < reject abstains; between, the judge decides."""
+
+    accept: float = 0.75
+    reject: float = 0.35
+    judge: float = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The checked answer, or the reason it is withheld, with one confidence score in [0, 1]."""
+
+    text: str
+    citations: list[Citation]
+    supported: bool
+    confidence: float
+    abstain_reason: AbstainReason | None
+    judged: bool = False
+
+    @property
+    def abstained(self) -> bool:
+        return self.abstain_reason is not None
+
+
+class SupportJudge:
+    """A calibrated yes/no judge: the probability of "yes", not the sampled word."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def probability(self, question: str, answer: str, passages: Sequence[str]) -> float:
+        """P(the passages support this answer to the question)."""
+        return self.generator.yes_probability(support_messages(passages, question, answer))
+
+
+class AnswerChecker:
+    """Ground and cite one draft against the passages the model was given."""
+
+    def __init__(self, judge: SupportJudge | None, thresholds: CheckThresholds | None = None) -> None:
+        self.judge = judge
+        self.thresholds = thresholds or CheckThresholds()
+        self.evidence = EvidenceChecker()
+
+    def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
+        return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
+
+    def run(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
+        """The verdict on a draft reply."""
+        if is_abstention(reply):
+            return self._withheld("model", 0.1)
+        calculations = find_calculations(reply)
+        if calculations:
+            quoted = set().union(*(terms(p.text)[1] for p in passages))
+            if any(operand not in quoted for c in calculations for operand in c.operands):
+                return self._withheld("calculation", 0.15)
+            reply = correct_calculations(reply, calculations)
+        checked = check_citations(reply, list(passages))
+        if not checked.citations:
+            return self._withheld("unsupported", 0.2)
+        computed = {c.computed for c in calculations}
+        grounding = self.evidence.check(checked.claims, question, passages, computed)
+        score = grounding.score
+        judged = False
+        t = self.thresholds
+        if t.reject <= score < t.accept and self.judge is not None and not grounding.instruction:
+            cited = [p.text for i, p in enumerate(passages) if any(i in cited for _, cited in checked.claims)]
+            probability = self.judge.probability(question, checked.text, cited)
+            judged = True
+            # Evidence and judge weigh equally; the result is on the same 0..1 scale as the thresholds.
+            score = 0.5 * score + 0.5 * probability
+            accepted = probability >= t.judge
+        else:
+            accepted = score >= t.accept
+        # One scale for every decision: ≥ 0.5 means shown, < 0.5 means withheld.
+        confidence = 0.5 + 0.5 * score if accepted else 0.5 * score
+        if not accepted:
+            return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), "unsupported", judged)
+        citations = [
+            c.model_copy(
+                update={
+                    "support_start": grounding.supports[checked.passage_for_number[c.n]].start,
+                    "support_end": grounding.supports[checked.passage_for_number[c.n]].end,
+                }
+            )
+            if checked.passage_for_number[c.n] in grounding.supports
+            else c
+            for c in checked.citations
+        ]
+        return Verdict(checked.text, citations, checked.supported, round(confidence, 4), None, judged)

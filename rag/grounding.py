@@ -1,0 +1,377 @@
+"""Computed evidence checks: an answer is final only when its cited text can be shown to support it.
+
+Three checks, cheapest first:
+- calculations the model writes (`1989 - 1979 = 10`) are recomputed with a safe evaluator, each operand must
+  be quoted from a passage, and a wrong result is corrected;
+- every number, date and name the answer adds must occur in a cited passage;
+- the answer's other content words must mostly occur there, in a sentence that is about the question.
+What no computed check can settle is left to a calibrated judge (see `rag.judge`).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from index.sentences import Span, sentence_spans
+from rag.types import Passage
+
+_WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?|\d[\d,]*(?:\.\d+)?")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "many",
+        "much",
+        "of",
+        "on",
+        "or",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "not",
+        "no",
+        "yes",
+        "also",
+        "about",
+        "after",
+        "before",
+        "over",
+        "under",
+        "more",
+        "most",
+        "less",
+        "same",
+        "other",
+        "such",
+        "only",
+        "just",
+        "very",
+        "any",
+        "each",
+        "both",
+        "all",
+        "some",
+        "our",
+        "we",
+        "you",
+        "your",
+        "us",
+        "per",
+    ]
+)
+_MONTHS = {
+    m[:3]
+    for m in [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ]
+}
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"}
+# Sentences that address the model rather than the reader (any language's imperative is not caught by a regex;
+# this is one layer of several, see the README's security section).
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override|ignoriere|ignora|ignorez)\b.{0,80}\b(instructions?|rules|prompts?|"
+    r"guidelines|anweisungen|instrucciones|consignes)\b"
+    r"|\b(reply|respond|answer|say|output|state|antworte\w*|responde\w*|contesta\w*|r[ée]ponds|r[ée]pondez|"
+    r"rispondi)\b.{0,80}\b(only|exactly|ausschlie(ß|ss)lich|nur|solamente|[úu]nicamente|seulement|solo)\b"
+    r"|\b(answer|reply|respond)\s+(to\s+)?(every|all|any|each)\s+(questions?|quer(y|ies)|requests?)"
+    r"|\b(system|developer)\s*(:|instruction|prompt|message|override|policy)"
+    r"|\b(assistant|ai|model|llm|chatbot|whoever answers|anyone asks|if (anyone|someone|somebody|a user) asks)\b"
+    r".{0,60}\b(must|should|answer|reply|say|state)\b",
+    re.IGNORECASE,
+)
+_CALCULATION = re.compile(
+    r"(?P<expr>\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?(?:\s*[-+*/×x÷−–]\s*\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?)+)"
+    r"\s*=\s*(?P<result>-?\d[\d,]*(?:\.\d+)?)"
+)
+_OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def normalise_number(token: str) -> str:
+    """'1,000' → '1000', '12.50' → '12.5', 'ten' → '10'."""
+    token = token.lower()
+    if token in _NUMBER_WORDS:
+        return _NUMBER_WORDS[token]
+    digits = token.replace(",", "")
+    if "." in digits:
+        digits = digits.rstrip("0").rstrip(".")
+    return digits
+
+
+def stem(word: str) -> str:
+    """A crude stem that survives inflection and abbreviation: 'agreed'~'agreement', 'Feb.'~'February'."""
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word[:3] in _MONTHS:
+        return word[:3]
+    return word[:5]
+
+
+def terms(text: str) -> tuple[set[str], set[str]]:
+    """Content-word stems and normalised numbers of a text."""
+    words: set[str] = set()
+    numbers: set[str] = set()
+    for token in _WORD.findall(text):
+        lowered = token.lower()
+        if token[0].isdigit() or lowered in _NUMBER_WORDS:
+            numbers.add(normalise_number(token))
+        elif lowered not in _STOPWORDS and len(lowered) > 1:
+            words.add(stem(lowered))
+    return words, numbers
+
+
+def is_instruction(sentence: str) -> bool:
+    """True for a sentence that gives the assistant orders instead of informing the reader."""
+    return bool(_INSTRUCTION.search(sentence))
+
+
+def safe_eval(expression: str) -> float:
+    """Evaluate + - * / over number literals only; anything else raises ValueError."""
+    cleaned = expression.replace(",", "").replace("×", "*").replace("÷", "/").replace("−", "-").replace("–", "-")
+    cleaned = re.sub(r"(?<=\d)\s*x\s*(?=\d)", "*", cleaned)
+
+    def walk(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
+
+    try:
+        return walk(ast.parse(cleaned.strip(), mode="eval"))
+    except (SyntaxError, ZeroDivisionError) as error:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from error
+
+
+def _format_number(value: float) -> str:
+    return str(round(value)) if abs(value - round(value)) < 1e-9 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Calculation:
+    """A calculation found in an answer, recomputed."""
+
+    expression: str
+    stated: str
+    computed: str
+    operands: list[str]
+
+    @property
+    def correct(self) -> bool:
+        return normalise_number(self.stated) == self.computed
+
+
+def find_calculations(answer: str) -> list[Calculation]:
+    """Every `a op b = c` in the answer, with its recomputed result."""
+    found = []
+    for match in _CALCULATION.finditer(answer):
+        try:
+            value = safe_eval(match.group("expr"))
+        except ValueError:
+            continue
+        operands = [normalise_number(n) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", match.group("expr"))]
+        found.append(Calculation(match.group("expr").strip(), match.group("result"), _format_number(value), operands))
+    return found
+
+
+def correct_calculations(answer: str, calculations: Sequence[Calculation]) -> str:
+    """Replace each wrong stated result (and the same number elsewhere in the answer) with the computed one."""
+    for calculation in calculations:
+        if not calculation.correct:
+            answer = re.sub(rf"(?<![\d,.]){re.escape(calculation.stated)}(?![\d,]|\.\d)", calculation.computed, answer)
+    return answer
+
+
+@dataclass(frozen=True)
+class SentenceEvidence:
+    """How well one passage supports one answer sentence."""
+
+    passage: int  # index into the passages
+    span: Span  # the supporting sentence, in document offsets
+    coverage: float  # share of the answer's new content words found in the passage
+    numbers_found: bool  # every new number of the answer occurs in the passage
+    on_topic: float  # share of the question's content words near the supporting sentence
+    instruction: bool  # the supporting sentence gives orders
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The verdict on one answer: the evidence score and, per cited passage, the supporting sentence."""
+
+    score: float
+    supports: dict[int, Span] = field(default_factory=dict)
+    unsupported_numbers: bool = False
+    instruction: bool = False
+
+
+class EvidenceChecker:
+    """Scores an answer against its cited passages with computable checks only."""
+
+    def __init__(self, window: int = 1) -> None:
+        self.window = window
+
+    def passage_evidence(self, answer_sentence: str, question: str, passage: Passage, index: int) -> SentenceEvidence:
+        answer_words, answer_numbers = terms(answer_sentence)
+        question_words, question_numbers = terms(question)
+        new_words = answer_words - question_words
+        new_numbers = answer_numbers - question_numbers
+        spans = sentence_spans(passage.text)
+        sentence_terms = [terms(passage.text[s.start : s.end]) for s in spans] or [(set(), set())]
+        passage_words = set().union(*(w for w, _ in sentence_terms))
+        passage_numbers = set().union(*(n for _, n in sentence_terms))
+        coverage = len(new_words & passage_words) / len(new_words) if new_words else 1.0
+        numbers_found = new_numbers <= passage_numbers
+
+        def weight(i: int) -> float:
+            words, numbers = sentence_terms[i]
+            return 2 * len(new_words & words) + 3 * len(new_numbers & numbers) + len(question_words & words)
+
+        best = max(range(len(spans)), key=weight, default=0)
+        near = range(max(0, best - self.window), min(len(sentence_terms), best + self.window + 1))
+        near_words = set().union(*(sentence_terms[i][0] for i in near))
+        on_topic = len(question_words & near_words) / len(question_words) if question_words else 1.0
+        if passage.retriever == "document":
+            on_topic = 1.0  # the document's own header answers questions about the document
+        span = spans[best] if spans else Span(0, len(passage.text))
+        sentence = passage.text[span.start : span.end]
+        return SentenceEvidence(
+            passage=index,
+            span=Span(passage.start + span.start, passage.start + span.end),
+            coverage=coverage,
+            numbers_found=numbers_found,
+            on_topic=on_topic,
+            instruction=is_instruction(sentence),
+        )
+
+    def check(
+        self,
+        sentences: Sequence[tuple[str, list[int]]],
+        question: str,
+        passages: Sequence[Passage],
+        computed_numbers: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> Grounding:
+        """`sentences` are the answer's sentences with the (0-based) passages each cites."""
+        scores: list[float] = []
+        supports: dict[int, Span] = {}
+        unsupported_numbers = instruction = False
+        question_with_results = f"{question} {' '.join(computed_numbers)}"
+        for sentence, cited in sentences:
+            if not terms(sentence)[0] and not terms(sentence)[1]:
+                continue
+            candidates = [self.passage_evidence(sentence, question_with_results, passages[i], i) for i in cited]
+            if not candidates:
+                scores.append(0.0)
+                continue
+            best = max(candidates, key=lambda e: (e.numbers_found, e.coverage + 0.5 * e.on_topic))
+            supports.setdefault(best.passage, best.span)
+            unsupported_numbers |= not best.numbers_found
+            instruction |= best.instruction
+            # Coverage says the words come from the passage; on_topic says the passage answers this question.
+            scores.append(min(1.0, 0.7 * best.coverage + 0.3 * min(1.0, 2 * best.on_topic)))
+        score = min(scores) if scores else 0.0
+        if unsupported_numbers or instruction:
+            score = min(score, 0.2)
+        return Grounding(round(score, 4), supports, unsupported_numbers, instruction)
