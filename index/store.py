@@ -64,8 +64,8 @@ _POINTER_TEMPORARY = f".{MANIFEST}.tmp-"
 
 LOCK_TIMEOUT_S = 120.0
 LOAD_ATTEMPTS = 5
-# Vectors of passages removed by the last few swaps stay readable: a query that found a passage just
-# before a delete still gets its vector (see `PassageIndex.vectors_for`).
+# Vectors of passages removed by the last few swaps (at most RETIRED_MAX_VECTORS in all) stay readable:
+# a query that found a passage just before a delete still gets its vector (`PassageIndex.vectors_for`).
 RETIRED_SWAPS = 8
 RETIRED_MAX_VECTORS = 8192
 
@@ -554,6 +554,9 @@ class PassageIndex:
         gone = old.faiss_id_by_chunk.keys() - new.faiss_id_by_chunk.keys()
         if gone and len(gone) <= RETIRED_MAX_VECTORS:
             self._retired.append({c: old.vectors.reconstruct(old.faiss_id_by_chunk[c]) for c in gone})
+            # A memory bound (about 12 MB at 384 dimensions), not only a count of changes.
+            while len(self._retired) > 1 and sum(map(len, self._retired)) > RETIRED_MAX_VECTORS:
+                self._retired.popleft()
         self._state = replace(new, version=old.version + 1)
 
     def install(self, new: Snapshot) -> None:
@@ -844,6 +847,10 @@ class PassageIndex:
             self._check(manifest, directory)
             try:
                 return self._from_files(source, manifest, directory), source, signature
+            except (ValueError, KeyError, TypeError) as error:
+                raise IndexStoreError(
+                    f"index at {directory} is unreadable ({error!r}): rebuild it with `rag index build`"
+                ) from error
             except FileNotFoundError as error:
                 if _pointer_signature(directory) == signature:
                     raise IndexStoreError(
@@ -854,7 +861,15 @@ class PassageIndex:
 
     def _from_files(self, source: Path, manifest: Mapping[str, Any], directory: Path) -> Snapshot:
         files = dict(manifest.get("files") or FORMAT_1_FILES)
-        vectors = faiss.read_index(str(source / files["faiss"]))
+        faiss_path = source / files["faiss"]
+        try:
+            vectors = faiss.read_index(str(faiss_path))
+        except RuntimeError as error:  # faiss says "could not open" for a missing file too
+            if not faiss_path.exists():
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(faiss_path)) from error
+            raise IndexStoreError(
+                f"index at {directory}: {faiss_path.name} is unreadable: rebuild it with `rag index build`"
+            ) from error
         documents: dict[str, Document] = {}
         ids_by_doc: dict[str, list[int]] = {}
         chunks: dict[int, Chunk] = {}

@@ -207,3 +207,28 @@ class TestFailedSave:
     @staticmethod
     def _no_space(path: Path) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+class TestReaderRace:
+    def test_a_reader_whose_generation_is_removed_mid_read_reads_the_newer_one(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        directory = tmp_path / "index"
+        writer = Library(directory, fake_index())
+        writer.add([make_document("one")])
+        read_files = PassageIndex._from_files
+        interleaved: list[int] = []
+
+        # Interleaving injection: readers take no lock, so a writer may commit (and remove the old
+        # generation's files) between a reader's look at the pointer and its reading of the files.
+        # Here that happens on the first read, deterministically.
+        def writer_commits_first(self: PassageIndex, source: Path, manifest: dict, where: Path) -> Snapshot:
+            if not interleaved:
+                interleaved.append(manifest["generation"])
+                writer.add([make_document("two")])
+            return read_files(self, source, manifest, where)
+
+        monkeypatch.setattr(PassageIndex, "_from_files", writer_commits_first)
+        reader = open_fake_index(directory)
+        assert interleaved == [1] and not (directory / generation_files(1)["faiss"]).exists()
+        assert doc_ids(reader) == {"one", "two"}
