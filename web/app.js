@@ -733,6 +733,8 @@ async function fetchDocument(docId) {
 function openPanel(id) {
   const panel = document.getElementById(id);
   panel.hidden = false;
+  // On a wide screen the conversation moves aside so the answer and its source can be read together.
+  if (id === "passage-panel") document.body.classList.add("reading-open");
   panel.focus();
   return panel;
 }
@@ -869,6 +871,7 @@ for (const button of document.querySelectorAll("[data-close]")) {
 }
 function closePanel(id) {
   document.getElementById(id).hidden = true;
+  if (id === "passage-panel") document.body.classList.remove("reading-open");
   if (id === "documents-panel") $("#open-documents").setAttribute("aria-expanded", "false");
   if (id === "passage-panel" && !$("#documents-panel").hidden) $("#documents-panel").focus();
   else questionBox.focus();

@@ -65,6 +65,9 @@ class TestChatPage:
         expect(panel.locator("#passage-document")).to_contain_text("Washington Times")  # the whole document
         page.screenshot(path=SHOTS / "03-cited-passage.png")
         README_SHOTS.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1440, "height": 860})  # wide enough to read answer and source together
+        answer_box, panel_box = message.bounding_box(), panel.bounding_box()
+        assert answer_box and panel_box and answer_box["x"] + answer_box["width"] <= panel_box["x"]
         page.screenshot(path=README_SHOTS / "desktop.png")
         page.keyboard.press("Escape")
         expect(panel).to_be_hidden()
