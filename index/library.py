@@ -52,7 +52,7 @@ class Library:
         return self.index.reload_if_newer()
 
     def add(
-        self, documents: Sequence[Document], replace_same_source: bool = True, show_progress: bool = False
+        self, documents: Sequence[Document], *, replace_same_source: bool = True, show_progress: bool = False
     ) -> IngestReport:
         """Add documents and commit. Identical content is reported unchanged; a document replaces one
         with the same doc_id, and — with `replace_same_source` — every one from the same source."""

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +148,8 @@ class TestReaders:
     def test_searches_during_adds_and_removes_never_fail(
         self, writes: str, library: Library, embedder: Embedder
     ) -> None:
+        add: Callable[[list[Document]], object]
+        remove: Callable[[str], bool]
         if writes == "committed":
             index = library.index
             add, remove = library.add, library.remove
