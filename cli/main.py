@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import json
+import queue
+import re
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from types import TracebackType
+from typing import Annotated, ClassVar, NoReturn
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.padding import Padding
+from rich.spinner import Spinner
+from rich.status import Status
 from rich.table import Table
+from rich.text import Text
 
 from index.embedders import ModelNotInstalledError
-from index.loaders import DocumentLoadError, load_documents
+from index.library import Library
+from index.loaders import DocumentLoadError, load_documents, load_documents_reporting
 from index.service import new_index, open_index
 from index.store import IndexNotFoundError, IndexStoreError, PassageIndex
+from rag.errors import UserError
 from rag.generators import GeneratorError
-from rag.pipeline import Pipeline
+from rag.pipeline import DoneEvent, Event, Pipeline, StatusEvent, TokenEvent
 from rag.settings import RetrieverKind, Settings
-from rag.types import Answer, Turn
+from rag.types import Answer, Citation, Turn
 
 app = typer.Typer(help="Ask questions about your documents and get answers that cite them.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and change the passage index.", no_args_is_help=True)
@@ -28,12 +41,53 @@ app.add_typer(index_app, name="index")
 console = Console()
 err = Console(stderr=True)
 
-USER_ERRORS = (IndexStoreError, ModelNotInstalledError, DocumentLoadError, GeneratorError, ValueError)
+# Problems a user causes and can fix. Anything else (a bare ValueError, a KeyError) is a bug and keeps its
+# traceback. DocumentLoadError is a ValueError subclass, so it is named here rather than ValueError.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    UserError,
+    IndexStoreError,
+    ModelNotInstalledError,
+    DocumentLoadError,
+    GeneratorError,
+    ValidationError,
+)
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print one `error:` line on stderr and exit 1."""
+    report_error(message)
     raise typer.Exit(1)
+
+
+def report_error(message: str) -> None:
+    """One `error:` line on stderr; the message is printed as it is, brackets included."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def validation_line(error: ValidationError, flags: Collection[str] = ()) -> str:
+    """Pydantic's report as one line naming each bad field: `RAG_TOP_K: Input should be a valid integer`.
+
+    For Settings the name is the environment variable (or the CLI flag, for fields given in `flags`),
+    because that is what the user typed; for other models it is the field's path."""
+    is_settings = error.title == Settings.__name__
+    parts = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"])
+        if is_settings and location in flags:
+            name = "--" + location.replace("_", "-")
+        elif is_settings and location:
+            name = f"RAG_{location.upper()}"
+        else:
+            name = f"{error.title}.{location}" if location else error.title
+        got = problem.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float) and len(repr(got)) <= 40 else ""
+        parts.append(f"{name}: {problem['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def error_line(error: Exception) -> str:
+    """The one line a user error is reported as."""
+    return validation_line(error) if isinstance(error, ValidationError) else str(error)
 
 
 @contextmanager
@@ -42,30 +96,43 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as error:
-        fail(str(error))
+        fail(error_line(error))
 
 
 def settings_from(index_dir: Path | None = None, **overrides: object) -> Settings:
-    with user_errors():
-        try:
-            return Settings().with_overrides(index_dir=index_dir, **overrides)
-        except Exception as error:  # pydantic's ValidationError lists every bad field
-            fail(f"invalid setting: {error}")
+    """The settings from the environment (and .env), with the command's flags applied; exits on a bad value."""
+    try:
+        base = Settings()
+    except ValidationError as error:
+        fail(validation_line(error))
+    given = {"index_dir": index_dir, **overrides}
+    try:
+        return base.with_overrides(**given)
+    except ValidationError as error:
+        fail(validation_line(error, flags={key for key, value in given.items() if value is not None}))
 
 
 IndexDirOption = Annotated[Path | None, typer.Option("--index-dir", help="Index directory (RAG_INDEX_DIR).")]
+DEFAULT_INDEX_DIR = Path(Settings.model_fields["index_dir"].default)
 
 
 def ensure_index(settings: Settings) -> PassageIndex:
-    """Open the index, building it from the built-in corpus the first time."""
+    """Open the index; only the default directory is built from the built-in corpus when it is missing.
+
+    Any other missing directory is most likely a typo, and answering from the built-in article there
+    would look like an answer from the user's own documents, so that is an error."""
     try:
         return open_index(settings.index_dir, settings.index_spec())
     except IndexNotFoundError:
-        err.print(f"No index at {settings.index_dir}; indexing {settings.corpus_path} …")
-        index = new_index(settings.index_spec())
-        index.add(load_documents(settings.corpus_path), show_progress=True)
-        index.save(settings.index_dir)
-        return index
+        if settings.index_dir.resolve() != DEFAULT_INDEX_DIR.resolve():
+            fail(
+                f"no index at {settings.index_dir}: check the path, or build one with "
+                f"`rag index build PATH… --index-dir {settings.index_dir}`"
+            )
+        err.print(f"No index at {settings.index_dir} yet; indexing the built-in {settings.corpus_path} …")
+        library = Library(settings.index_dir, new_index(settings.index_spec()))
+        library.rebuild(load_documents(settings.corpus_path), show_progress=True)
+        return library.index
 
 
 # ---- index --------------------------------------------------------------------------------------
@@ -78,9 +145,8 @@ def index_build(
     settings = settings_from(index_dir)
     with user_errors():
         documents = load_documents(paths or [settings.corpus_path])
-        index = new_index(settings.index_spec())
-        report = index.add(documents, show_progress=True)
-        index.save(settings.index_dir)
+        library = Library(settings.index_dir, new_index(settings.index_spec()))
+        report = library.rebuild(documents, show_progress=True)
     console.print(
         f"Indexed {len(report.added)} document(s), {report.passages_embedded} passages → {settings.index_dir}"
     )
@@ -94,17 +160,17 @@ def index_add(
     """Add documents; unchanged files are skipped and changed files re-embedded."""
     settings = settings_from(index_dir)
     with user_errors():
-        documents = load_documents(paths)
-        try:
-            index = open_index(settings.index_dir, settings.index_spec())
-        except IndexNotFoundError:
-            index = new_index(settings.index_spec())
-        report = index.add(documents, show_progress=True)
-        if report.added or report.replaced:
-            index.save(settings.index_dir)
+        loaded = load_documents_reporting(paths)
+        for path, reason in loaded.skipped:
+            err.print(f"skipped {path}: {reason.removeprefix(f'{path.name}: ')}", highlight=False, markup=False)
+        if not loaded.documents:
+            fail(f"nothing added: all {len(loaded.skipped)} file(s) were skipped")
+        library = Library.open(settings.index_dir, settings.index_spec(), create=True)
+        report = library.add(loaded.documents, show_progress=True)
     console.print(
         f"added {len(report.added)}, replaced {len(report.replaced)}, unchanged {len(report.unchanged)}; "
         f"{report.passages_embedded} passages embedded"
+        + (f"; skipped {len(loaded.skipped)} file(s)" if loaded.skipped else "")
     )
 
 
@@ -116,49 +182,245 @@ def index_rm(
     """Remove a document and its passages."""
     settings = settings_from(index_dir)
     with user_errors():
-        index = open_index(settings.index_dir, settings.index_spec())
-        if not index.remove(doc_id):
-            known = ", ".join(d.doc_id for d in index.documents) or "none"
+        library = Library.open(settings.index_dir, settings.index_spec())
+        if not library.remove(doc_id):
+            known = ", ".join(d.doc_id for d in library.index.documents) or "none"
             fail(f"no document {doc_id!r} in the index (known: {known})")
-        index.save(settings.index_dir)
     console.print(f"removed {doc_id}")
 
 
 @index_app.command("info")
-def index_info(index_dir: IndexDirOption = None) -> None:
-    """What the index holds and how it was built."""
+def index_info(
+    index_dir: IndexDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """What the index holds and how it was built, with each document's full id (for `rag index rm`)."""
     settings = settings_from(index_dir)
     with user_errors():
         manifest = PassageIndex.read_manifest(settings.index_dir)
+    if as_json:
+        sys.stdout.write(json.dumps({"index_dir": str(settings.index_dir), **manifest}, indent=2, ensure_ascii=False))
+        sys.stdout.write("\n")
+        return
     embedder, splitter = manifest["embedder"], manifest["splitter"]
-    console.print(f"Index {settings.index_dir}: {manifest['passages']} passages, built {manifest['built_at']}")
-    console.print(
+    say(f"Index {settings.index_dir}: {manifest['passages']} passages, built {manifest['built_at']}")
+    say(
         f"Embedder {embedder['model']} ({embedder['backend']}, {embedder['dimension']} dims); "
         f"chunks of {splitter['chunk_size']} {splitter['unit']}, overlap {splitter['chunk_overlap']}"
     )
-    table = Table("doc_id", "title", "passages", "source")
-    for document in manifest["documents"]:
-        table.add_row(document["doc_id"], document["title"], str(document["chunk_count"]), document["source"])
-    console.print(table)
+    documents = manifest["documents"]
+    say(f"{len(documents)} document(s):")
+    for document in documents:
+        # One id per line, never wrapped or cut (a table column would truncate it at narrow widths),
+        # so it can be copied into `rag index rm`.
+        say(f"  {document['doc_id']}", "bold")
+        say(f"      {document['title']} · {document['chunk_count']} passages · {document['source']}", "dim")
+
+
+def say(text: str, style: str | None = None) -> None:
+    """Print text as it is: no markup, no highlighting, no wrapping (the terminal wraps long lines)."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 # ---- asking -------------------------------------------------------------------------------------
-def print_answer(answer: Answer) -> None:
-    style = "yellow" if answer.abstained else "bold"
-    console.print(answer.answer, style=style, highlight=False)
-    for citation in answer.citations:
-        console.print(
-            f"  [{citation.n}] {citation.title} · chars {citation.start}–{citation.end}",
-            style="cyan",
-            highlight=False,
-            markup=False,
+STAGE_LABELS = {
+    "searching": "searching the documents…",
+    "writing": "writing a draft (not checked yet)…",
+    "checking": "checking the draft against the sources…",
+}
+
+
+class AnswerProgress:
+    """Progress while an answer is made: the stage beside a spinner and, on a terminal, the draft.
+
+    The draft is the model's unchecked text: it is shown dim under a "draft" label and erased
+    (a transient display) before the checked answer is printed, so it never reads as the answer.
+    When stdout is not a terminal the draft is not shown at all and the stage goes to stderr.
+    """
+
+    def __init__(self, show_draft: bool) -> None:
+        self.show_draft = show_draft
+        self.stage = "searching"
+        self.draft: list[str] = []
+        self._live: Live | None = None
+        self._status: Status | None = None
+
+    def __enter__(self) -> AnswerProgress:
+        if self.show_draft:
+            self._live = Live(self.render(), console=console, transient=True, refresh_per_second=8)
+            self._live.start()
+        else:
+            self._status = err.status(STAGE_LABELS[self.stage])
+            self._status.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()
+        if self._status is not None:
+            self._status.stop()
+
+    def update(self, event: Event) -> None:
+        """Follow one pipeline event (stage changes and draft tokens; the rest is not shown)."""
+        if isinstance(event, StatusEvent):
+            self.stage = event.stage
+            if self._status is not None:
+                self._status.update(STAGE_LABELS[self.stage])
+        elif isinstance(event, TokenEvent):
+            self.draft.append(event.text)
+        else:
+            return
+        if self._live is not None:
+            self._live.update(self.render(), refresh=True)
+
+    def render(self) -> RenderableType:
+        """The spinner line, then the draft so far in dim italics."""
+        spinner = Spinner("dots", Text(STAGE_LABELS[self.stage], style="cyan"))
+        draft = "".join(self.draft).strip()
+        if not draft:
+            return spinner
+        return Group(spinner, Text.assemble(("draft: ", "dim bold"), (draft, "dim italic")))
+
+
+class AnswerWorker:
+    """One answer's event stream, run on its own thread and handed over to the terminal's thread.
+
+    Ctrl-C then interrupts only the terminal's thread, which is waiting for events, so the prompt
+    comes back at once even while the model loads or reads its prompt (seconds without an event).
+    The worker stops at its next event by closing the stream at a `yield`, which ends llama.cpp's
+    generation cleanly and releases the model; a KeyboardInterrupt raised inside llama.cpp's Python
+    wrapper could leave its state half-updated.
+    """
+
+    _live: ClassVar[set[AnswerWorker]] = set()
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        question: str,
+        history: Sequence[Turn],
+        top_k: int | None,
+        retriever: RetrieverKind | None,
+        rescore: bool | None,
+    ) -> None:
+        self._events: queue.Queue[Event | BaseException | None] = queue.Queue()
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(pipeline, question, list(history), top_k, retriever, rescore),
+            name="rag-answer",
+            daemon=True,
         )
-        snippet = " ".join(citation.text.split())
-        console.print(f"      {snippet[:300]}{'…' if len(snippet) > 300 else ''}", style="dim", highlight=False)
+        AnswerWorker._live.add(self)
+        self._thread.start()
+
+    def _run(
+        self,
+        pipeline: Pipeline,
+        question: str,
+        history: list[Turn],
+        top_k: int | None,
+        retriever: RetrieverKind | None,
+        rescore: bool | None,
+    ) -> None:
+        try:
+            stream = pipeline.stream(question, history, top_k, retriever, rescore)
+            try:
+                for event in stream:
+                    if self._cancelled.is_set():
+                        break
+                    self._events.put(event)
+            finally:
+                # `stream` is a generator (its type only says Iterator); closing it stops the model.
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as error:  # raised again on the terminal's thread
+            self._events.put(error)
+        finally:
+            self._events.put(None)
+            AnswerWorker._live.discard(self)
+
+    def events(self) -> Iterator[Event]:
+        """The pipeline's events as they come; the pipeline's own exception is raised here."""
+        while (item := self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        """Stop at the next event; the thread then ends by itself."""
+        self._cancelled.set()
+
+    @classmethod
+    def wait_for_cancelled(cls) -> None:
+        """Let cancelled answers release the model before the program exits (the interpreter's shutdown
+        would otherwise free the model under a thread still using it)."""
+        # list() copies the set in one step; workers remove themselves from it on their own threads.
+        pending = [worker for worker in list(cls._live) if worker._cancelled.is_set()]
+        if pending:
+            err.print("waiting for the model to stop …", style="dim")
+        for worker in pending:
+            worker._thread.join()
+
+
+def answer_with_progress(
+    pipeline: Pipeline,
+    question: str,
+    history: Sequence[Turn] = (),
+    *,
+    show_draft: bool,
+    top_k: int | None = None,
+    retriever: RetrieverKind | None = None,
+    rescore: bool | None = None,
+) -> Answer:
+    """The checked answer, with progress shown while it is made.
+
+    Ctrl-C raises KeyboardInterrupt here at once; the answer's worker stops the generation at its
+    next event and releases the model for the next question."""
+    worker = AnswerWorker(pipeline, question, history, top_k, retriever, rescore)
+    try:
+        with AnswerProgress(show_draft) as progress:
+            for event in worker.events():
+                if isinstance(event, DoneEvent):
+                    return event.answer
+                progress.update(event)
+    except KeyboardInterrupt:
+        worker.cancel()
+        raise
+    raise RuntimeError("the pipeline ended without an answer")
+
+
+def supporting_text(citation: Citation, limit: int = 300) -> str:
+    """The sentence that supports the answer, else the start of the cited passage, on one line."""
+    text = citation.text
+    if citation.support_start is not None and citation.support_end is not None:
+        # Support offsets are document offsets; the passage text starts at citation.start.
+        begin, end = citation.support_start - citation.start, citation.support_end - citation.start
+        if 0 <= begin < end <= len(text):
+            text = text[begin:end]
+    snippet = " ".join(text.split())
+    return snippet if len(snippet) <= limit else snippet[:limit].rstrip() + "…"
+
+
+def print_answer(answer: Answer) -> None:
+    """The checked answer, then each citation's title and supporting sentence (or, for an abstention,
+    the closest passages)."""
+    style = "yellow" if answer.abstained else "bold"
+    console.print(answer.answer, style=style, highlight=False, markup=False)
+    if answer.retracted:
+        console.print("  (a draft was written, but the documents did not support it)", style="dim", highlight=False)
+    for citation in answer.citations:
+        console.print(f"  [{citation.n}] {citation.title}", style="cyan", highlight=False, markup=False)
+        # Indented as a block, so a long sentence wraps under itself rather than at the left margin.
+        console.print(Padding(Text(f"“{supporting_text(citation)}”", style="dim"), (0, 0, 0, 6)))
     if answer.abstained and answer.passages:
         console.print("  closest passages:", style="dim")
         for passage in answer.passages[:2]:
-            console.print(f"    · {' '.join(passage.text.split())[:160]}…", style="dim", highlight=False)
+            snippet = " ".join(passage.text.split())
+            console.print(Padding(Text(f"· {snippet[:160]}…", style="dim"), (0, 0, 0, 4)))
 
 
 @app.command()
@@ -176,37 +438,80 @@ def ask(
         fail("the question is empty: ask something about the documents")
     with user_errors():
         pipeline = Pipeline.from_settings(settings, index=ensure_index(settings))
-        answer = pipeline.ask(question, top_k=top_k, retriever=retriever, rescore=rescore)
+        show_draft = not as_json and sys.stdout.isatty()
+        try:
+            answer = answer_with_progress(
+                pipeline, question, show_draft=show_draft, top_k=top_k, retriever=retriever, rescore=rescore
+            )
+        except KeyboardInterrupt:
+            err.print("cancelled", style="yellow")
+            AnswerWorker.wait_for_cancelled()
+            raise typer.Exit(130) from None
     if as_json:
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
     else:
         print_answer(answer)
 
 
+CHAT_HELP = """\
+Ask a question about the documents; follow-ups keep the conversation's context.
+  /help   this list
+  /new    start a new conversation (earlier questions are forgotten)
+  /quit   leave (Ctrl-D or Ctrl-C at the prompt also leave)
+Ctrl-C while an answer is being made cancels that answer. Empty lines are ignored."""
+QUIT_COMMANDS = {"/quit", "/exit", "/q"}
+
+
 @app.command()
 def chat(index_dir: IndexDirOption = None) -> None:
-    """A conversation in the terminal; follow-up questions keep their context. Ctrl-D to leave."""
+    """A conversation in the terminal; follow-up questions keep their context. /help lists the commands."""
     settings = settings_from(index_dir)
     with user_errors():
+        # The model loads on the first question, so /help, /new and /quit answer at once.
         pipeline = Pipeline.from_settings(settings, index=ensure_index(settings))
-        pipeline.warm_up()
+    console.print("Ask about the documents. /help lists the commands; /quit or Ctrl-D leaves.", highlight=False)
+    try:
+        converse(pipeline, show_draft=sys.stdout.isatty())
+    finally:
+        AnswerWorker.wait_for_cancelled()
+
+
+def converse(pipeline: Pipeline, show_draft: bool) -> None:
+    """Read questions and commands until /quit, Ctrl-D or Ctrl-C at the prompt."""
     history: list[Turn] = []
-    console.print("Ask about the documents (empty line or Ctrl-D to quit, /new for a new conversation).")
     while True:
         try:
-            question = console.input("[bold green]you ›[/] ").strip()
+            line = console.input("[bold green]you ›[/] ").strip()
         except (EOFError, KeyboardInterrupt):
             console.print()
             return
-        if not question:
-            return
-        if question == "/new":
-            history.clear()
+        command = line.lower()
+        if not line:
             continue
-        with user_errors(), console.status("thinking …"):
-            answer = pipeline.ask(question, history)
+        if command in QUIT_COMMANDS:
+            return
+        if command == "/help":
+            console.print(CHAT_HELP, highlight=False, markup=False)
+            continue
+        if command == "/new":
+            history.clear()
+            console.print("Started a new conversation; earlier questions are forgotten.", style="dim")
+            continue
+        if re.fullmatch(r"/[a-z]+", command):
+            console.print(f"unknown command {line}; /help lists the commands", style="yellow", markup=False)
+            continue
+        try:
+            user_turn = Turn(role="user", content=line)
+            answer = answer_with_progress(pipeline, line, history, show_draft=show_draft)
+        except KeyboardInterrupt:
+            console.print("Answer cancelled.", style="yellow")
+            continue
+        except USER_ERRORS as error:
+            # One bad question (say, too long for the model) should not end the conversation.
+            report_error(error_line(error))
+            continue
         print_answer(answer)
-        history += [Turn(role="user", content=question), Turn(role="assistant", content=answer.answer)]
+        history += [user_turn, Turn(role="assistant", content=answer.answer)]
 
 
 @app.command()
@@ -218,9 +523,11 @@ def serve(
     """Serve the chat page, the REST API and the OpenAI-compatible API."""
     settings = settings_from(index_dir, host=host, port=port)
     with user_errors():
-        ensure_index(settings)
-        from api.server import run
+        from api.server import check_port_free, run
 
+        # Before loading (or building) the index, so a busy port fails in a second, not after it.
+        check_port_free(settings.host, settings.port)
+        ensure_index(settings)
         run(settings)
 
 
@@ -239,7 +546,7 @@ def eval_command(
 ) -> None:
     """Score answers, citations, abstention and latency; write a scorecard and an HTML report."""
     from eval.gate import check_gate
-    from eval.gold import ARTICLE_GOLD, GoldFormatError, load_gold
+    from eval.gold import ARTICLE_GOLD, GoldFormatError, corpus_for, load_gold
     from eval.report import grid_section, print_scorecards, write_html_report
     from eval.runner import write_results
     from eval.suite import (
@@ -271,8 +578,13 @@ def eval_command(
             return
         try:
             items = load_gold(gold or ARTICLE_GOLD)
+            corpus = corpus_for(gold or ARTICLE_GOLD)
         except GoldFormatError as error:
             fail(str(error))
+        if corpus is not None:
+            # A gold set is scored against the corpus it was written for.
+            settings = settings.with_overrides(corpus_path=corpus)
+            factory = PipelineFactory(settings)
         outputs = []
         if api:
             outputs.append(evaluate_target(f"api {api}", {"api": api}, items, ApiTarget(api), retrieval_only))
