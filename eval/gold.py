@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from rag.errors import UserError
 from rag.settings import PROJECT_ROOT
 
 GOLD_DIR = Path(__file__).resolve().parent / "gold"
@@ -52,7 +53,7 @@ class GoldItem(BaseModel):
         return bool(self.answers)
 
 
-class GoldFormatError(ValueError):
+class GoldFormatError(UserError, ValueError):
     """A gold file (or its corpus sidecar) that cannot be used; the message names the file and line."""
 
 

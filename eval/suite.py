@@ -18,6 +18,7 @@ from eval.runner import ItemResult, Scorecard, run_items, summarize, write_resul
 from eval.targets import InProcessTarget, Target
 from index.loaders import load_documents
 from index.types import ChunkUnit, Document, make_doc_id
+from rag.errors import UserError
 from rag.generators import Generator, make_generator
 from rag.pipeline import Pipeline
 from rag.settings import RetrieverKind, Settings
@@ -53,15 +54,19 @@ def describe(settings: Settings) -> dict[str, Any]:
     return {key: dumped[key] for key in CONFIG_KEYS}
 
 
+class SettingAssignmentError(UserError, ValueError):
+    """A `--set`/`--grid` argument that is not `key=value` with a known setting."""
+
+
 def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
     """`key=value` pairs from the command line (`--set`)."""
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"expected key=value, got {pair!r}")
+            raise SettingAssignmentError(f"expected key=value, got {pair!r}")
         if key.strip() not in Settings.model_fields:
-            raise ValueError(f"unknown setting {key.strip()!r}; see the README's settings table")
+            raise SettingAssignmentError(f"unknown setting {key.strip()!r}; see the README's settings table")
         parsed[key.strip()] = value.strip()
     return parsed
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from index.errors import UserError
 from index.types import EmbedderBackend
 
 Vectors = npt.NDArray[np.float32]
@@ -21,7 +22,7 @@ MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with 256-token inputs
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 
-class ModelNotInstalledError(RuntimeError):
+class ModelNotInstalledError(UserError, RuntimeError):
     """A model package is missing or damaged; the message names the package to install."""
 
 

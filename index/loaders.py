@@ -9,12 +9,13 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
+from index.errors import UserError
 from index.types import Document, make_doc_id
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 
 
-class DocumentLoadError(ValueError):
+class DocumentLoadError(UserError, ValueError):
     """A file that cannot become a Document; the message says what to fix."""
 
 

@@ -46,6 +46,7 @@ import faiss
 import numpy as np
 
 from index.embedders import Embedder, Vectors
+from index.errors import UserError
 from index.types import Chunk, Document, IndexSpec
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _step(name: str) -> None:
         save_step_hook(name)
 
 
-class IndexStoreError(RuntimeError):
+class IndexStoreError(UserError, RuntimeError):
     """Base of index problems a user can fix; the message says how."""
 
 

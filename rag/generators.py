@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from rag.models import QWEN_15B, assemble, check_metadata
+from index.errors import UserError
+from rag.model_files import QWEN_15B, assemble, check_metadata
 from rag.settings import GeneratorKind, Settings
 from rag.types import ChatMessage
 
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(UserError, RuntimeError):
     """The generator could not produce an answer (server down, model missing)."""
 
 
@@ -202,6 +203,32 @@ class OpenAICompatibleGenerator(Generator):
     @property
     def model_name(self) -> str:
         return self._model
+
+    def yes_probability(self, messages: list[ChatMessage]) -> float:
+        """P(yes) from the server's top log-probabilities when it returns them, else the sampled word."""
+        url = f"{self._base_url}/chat/completions"
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "temperature": 0.0,
+            "max_tokens": 1,
+            "logprobs": True,
+            "top_logprobs": 10,
+        }
+        try:
+            response = self._client.post(url, json=body)
+        except httpx.HTTPError as error:
+            raise GeneratorError(f"cannot reach the generator at {url}: {error}") from error
+        if response.status_code >= 400:
+            raise GeneratorError(f"{url} answered {response.status_code}: {response.text[:300]}")
+        choice = (response.json().get("choices") or [{}])[0]
+        content = (choice.get("logprobs") or {}).get("content") or []
+        if content:
+            share = yes_share({e["token"]: e["logprob"] for e in content[0].get("top_logprobs", [])})
+            if share is not None:
+                return share
+        text = ((choice.get("message") or {}).get("content") or "").strip().lower()
+        return 1.0 if text.startswith("yes") else 0.0
 
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.types import ChunkUnit, EmbedderBackend, IndexSpec
@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     feedback_path: Path = Field(
         Path("var/feedback.jsonl"), description="Where thumbs up/down from the chat page are appended (JSONL)."
     )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
 
     def index_spec(self) -> IndexSpec:
         return IndexSpec(
