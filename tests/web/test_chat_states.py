@@ -216,6 +216,18 @@ class TestControl:
         assert len(bodies[1]["history"]) == 2  # type: ignore[arg-type]
         assert bodies[2]["history"] == []
 
+    def test_regenerate_asks_again_in_place(self, page: Page, server: ScriptedServer) -> None:
+        ask(page, DENG_QUESTION)
+        expect(bot(page)).to_have_class("msg bot confirmed", timeout=TIMEOUT_MS)
+        started = server.fake.answers_started
+        bot(page).get_by_role("button", name="Regenerate the answer").click()
+        deadline = time.monotonic() + 10
+        while server.fake.answers_started == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.fake.answers_started == started + 1, "Regenerate did not ask the server again"
+        expect(bot(page)).to_have_class("msg bot confirmed", timeout=TIMEOUT_MS)
+        expect(page.locator("li.msg")).to_have_count(2)  # the same turn, answered again
+
     def test_error_keeps_the_question_and_retry_answers_it(self, page: Page, server: ScriptedServer) -> None:
         # Failure injection: the first request is cut off at the network level.
         calls = {"n": 0}
