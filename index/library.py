@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from index.embedders import Embedder
+from index.milvus_store import MilvusPassageIndex  # imports pymilvus only when one is opened
 from index.store import (
     DirectoryLock,
     IndexNotFoundError,
@@ -33,6 +34,8 @@ class Library:
         self.directory = Path(directory)
         self.index = index
         self.lock = DirectoryLock.of(self.directory)
+        # A Milvus store commits each change itself (its rows are the shared state, there is no directory).
+        self.milvus = index if isinstance(index, MilvusPassageIndex) else None
 
     @classmethod
     def open(cls, directory: Path, spec: IndexSpec, embedder: Embedder | None = None, create: bool = False) -> Library:
@@ -56,6 +59,8 @@ class Library:
     ) -> IngestReport:
         """Add documents and commit. Identical content is reported unchanged; a document replaces one
         with the same doc_id, and — with `replace_same_source` — every one from the same source."""
+        if self.milvus is not None:
+            return self.milvus.add(documents, show_progress, replace_same_source)
         self.refresh()
         embedded = self.index.embed_documents(self.index.snapshot().fresh(documents), show_progress)
         with self.index.write_lock, self.lock.hold():
@@ -67,6 +72,8 @@ class Library:
 
     def remove(self, doc_id: str) -> bool:
         """Remove a document and commit; False if there is no such document."""
+        if self.milvus is not None:
+            return self.milvus.remove(doc_id)
         with self.index.write_lock, self.lock.hold():
             updated = self.index.sync_with(self.directory).without(doc_id)
             if updated is None:
@@ -77,6 +84,8 @@ class Library:
     def rebuild(self, documents: Sequence[Document], show_progress: bool = False) -> IngestReport:
         """Replace the whole index with `documents` as one new generation (whatever is on disk now,
         even an index built with another embedder)."""
+        if self.milvus is not None:
+            return self.milvus.rebuild(documents, show_progress)
         empty = Snapshot.empty(self.index.embedder.dimension)
         embedded = self.index.embed_documents(empty.fresh(documents), show_progress)
         with self.index.write_lock, self.lock.hold():

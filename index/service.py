@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from index.embedders import Embedder, make_embedder, minilm_folder
 from index.splitter import TokenChunker
-from index.store import PassageIndex
-from index.types import IndexSpec
+from index.store import IndexNotFoundError, PassageIndex
+from index.types import IndexSpec, StoreKind
 
 
 def make_chunker(spec: IndexSpec) -> TokenChunker:
@@ -21,9 +22,40 @@ def make_spec_embedder(spec: IndexSpec) -> Embedder:
 
 
 def new_index(spec: IndexSpec, embedder: Embedder | None = None) -> PassageIndex:
+    """An empty in-memory FAISS index, or — with `spec.store` milvus — the Milvus store, created if absent
+    (a Milvus store is never private to one process, so it is not emptied here: `Library.rebuild` does)."""
+    if spec.store is StoreKind.MILVUS:
+        from index.milvus_store import open_milvus  # imports pymilvus only when it is used
+
+        return open_milvus(spec, embedder or make_spec_embedder(spec), make_chunker(spec), create=True)
     return PassageIndex(spec, embedder or make_spec_embedder(spec), make_chunker(spec))
 
 
 def open_index(directory: Path, spec: IndexSpec, embedder: Embedder | None = None) -> PassageIndex:
-    """Load the index at `directory`; IndexNotFoundError / IndexMismatchError say how to fix."""
+    """Load the index at `directory` (FAISS) or at `spec.milvus_uri` (Milvus); IndexNotFoundError /
+    IndexMismatchError say how to fix."""
+    if spec.store is StoreKind.MILVUS:
+        from index.milvus_store import open_milvus
+
+        return open_milvus(spec, embedder or make_spec_embedder(spec), make_chunker(spec))
     return PassageIndex.load(directory, spec, embedder or make_spec_embedder(spec), make_chunker(spec))
+
+
+class StoreSettings(Protocol):
+    """What `open_store` needs from the settings (rag.settings.Settings has it; index/ cannot import rag/)."""
+
+    index_dir: Path
+
+    def index_spec(self) -> IndexSpec: ...
+
+
+def open_store(settings: StoreSettings, embedder: Embedder | None = None, create: bool = False) -> PassageIndex:
+    """The passage store the settings select (`store`: faiss or milvus); with `create`, an empty one if
+    there is none yet."""
+    spec = settings.index_spec()
+    try:
+        return open_index(settings.index_dir, spec, embedder)
+    except IndexNotFoundError:
+        if not create:
+            raise
+        return new_index(spec, embedder)

@@ -22,6 +22,13 @@ class ChunkUnit(StrEnum):
     CHARS = "chars"
 
 
+class StoreKind(StrEnum):
+    """Where passages live: a FAISS directory (one machine) or Milvus (shared by many processes)."""
+
+    FAISS = "faiss"
+    MILVUS = "milvus"
+
+
 @dataclass(frozen=True)
 class Document:
     """A loaded document. The facts about it (author, date, publisher, URL) are parsed at load time;
@@ -65,6 +72,10 @@ class IndexSpec:
     chunk_unit: ChunkUnit = ChunkUnit.TOKENS
     embed_batch_size: int = 32
     embed_threads: int = 2
+    # Which store holds the index (not what it contains): index/service.py opens the one named here.
+    store: StoreKind = StoreKind.FAISS
+    milvus_uri: str = "var/milvus.db"
+    milvus_collection: str = "rag"
 
 
 def slugify(value: str, max_length: int = 48) -> str:

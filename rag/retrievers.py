@@ -11,6 +11,7 @@ import bm25s
 import numpy as np
 
 from index.embedders import Vectors
+from index.milvus_store import MilvusPassageIndex
 from index.store import PassageIndex
 from index.types import Chunk
 from rag.settings import RetrieverKind
@@ -115,12 +116,44 @@ class HybridRetriever(Retriever):
         return [ScoredChunk(by_id[chunk_id], score) for chunk_id, score in best]
 
 
+class MilvusKeywordRetriever(Retriever):
+    """BM25 computed by Milvus (its full-text search function): no passage list held in this process."""
+
+    name = "bm25"
+
+    def __init__(self, index: MilvusPassageIndex) -> None:
+        self.index = index
+
+    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
+        return [ScoredChunk(chunk, score) for chunk, score in self.index.keyword_search(query.text, k)]
+
+
+class MilvusHybridRetriever(Retriever):
+    """Dense and BM25 rankings fused by Milvus's own RRF ranker, in one request."""
+
+    name = "hybrid"
+
+    def __init__(self, index: MilvusPassageIndex, candidates: int, rrf_k: int) -> None:
+        self.index = index
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
+        hits = self.index.hybrid_search(query.text, query.vector, k, self.candidates, self.rrf_k)
+        return [ScoredChunk(chunk, score) for chunk, score in hits]
+
+
 def make_retriever(kind: RetrieverKind | str, index: PassageIndex, candidates: int, rrf_k: int) -> Retriever:
     try:
         chosen = RetrieverKind(kind)
     except ValueError:
         valid = ", ".join(r.value for r in RetrieverKind)
         raise ValueError(f"unknown retriever {kind!r}; valid values: {valid}") from None
+    if isinstance(index, MilvusPassageIndex):  # Milvus ranks keywords and fuses in the store itself
+        if chosen is RetrieverKind.BM25:
+            return MilvusKeywordRetriever(index)
+        if chosen is RetrieverKind.HYBRID:
+            return MilvusHybridRetriever(index, candidates, rrf_k)
     dense = DenseRetriever(index)
     if chosen is RetrieverKind.DENSE:
         return dense

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.types import ChunkUnit, EmbedderBackend, IndexSpec
+from index.types import ChunkUnit, EmbedderBackend, IndexSpec, StoreKind
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     chunk_unit: ChunkUnit = Field(ChunkUnit.TOKENS, description="tokens (embedder's) or chars.")
     embed_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(2, ge=1, description="CPU threads for embedding.")
+    store: StoreKind = Field(
+        StoreKind.FAISS,
+        description="faiss (index_dir on this machine) or milvus (milvus_uri, shared by every replica).",
+    )
+    milvus_uri: str = Field(
+        "var/milvus.db",
+        description="Milvus store: a .db path (Milvus Lite in this process only) or a server such as "
+        "http://127.0.0.1:19530 (`milvus-lite server`, or a Milvus cluster).",
+    )
+    milvus_collection: str = Field(
+        "rag", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$", description="Prefix of the Milvus collections."
+    )
 
     # --- retrieval -----------------------------------------------------------------------------
     retriever: RetrieverKind = Field(RetrieverKind.HYBRID, description="dense, bm25 or hybrid (RRF).")
@@ -128,6 +140,9 @@ class Settings(BaseSettings):
             chunk_unit=self.chunk_unit,
             embed_batch_size=self.embed_batch_size,
             embed_threads=self.embed_threads,
+            store=self.store,
+            milvus_uri=self.milvus_uri,
+            milvus_collection=self.milvus_collection,
         )
 
     def with_overrides(self, **overrides: object) -> Settings:

@@ -1,0 +1,310 @@
+"""The passage store on both backends — FAISS and Milvus (Milvus Lite: in this process for a `.db` path,
+and a real `milvus-lite server` process for the replica test) — with the real embedder and chunker.
+
+The retrieval tests are parametrised over the two stores. The replica test runs two API servers (each
+its own Pipeline and Milvus client, in-process LiveServers) over one Milvus server: what one ingests the
+other serves within a second. Its generator is rag.testing.ScriptedGenerator, a fake (no model is
+loaded): only search and document routes are used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from index.embedders import Embedder
+from index.library import Library
+from index.loaders import document_from_bytes, load_documents
+from index.milvus_store import MilvusPassageIndex
+from index.service import make_spec_embedder, new_index
+from index.store import PassageIndex
+from index.types import Document, IndexSpec, StoreKind
+from rag.retrievers import Query, make_retriever
+from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
+from rag.testing import ScriptedGenerator
+from tests.conftest import ARTICLE, LiveServer, free_port
+
+DENG_QUESTION = "What did Deng agree in 1979?"
+LIGHTHOUSE = (
+    "The Harwick lighthouse keeper logged 412 ships in the winter of 1911. "
+    "Its lamp burned whale oil until the keeper, Ada Morrow, installed a kerosene burner in 1902."
+)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return make_spec_embedder(IndexSpec())
+
+
+@pytest.fixture(scope="module")
+def milvus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Milvus Lite `.db` for the module (its in-process server starts once); each test its own collections."""
+    return tmp_path_factory.mktemp("milvus") / "store.db"
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def make_store(
+    request: pytest.FixtureRequest, embedder: Embedder, milvus_file: Path, tmp_path: Path
+) -> Iterator[Callable[[], Library]]:
+    """A factory of empty stores of one kind, each wrapped in the Library every writer uses."""
+    opened: list[PassageIndex] = []
+
+    def make() -> Library:
+        if request.param == "faiss":
+            index = new_index(IndexSpec(), embedder)
+            opened.append(index)
+            return Library(tmp_path / f"index-{len(opened)}", index)
+        prefix = f"t{os.getpid()}_{len(opened)}_{request.node.name.split('[')[0][-20:]}".replace("-", "_")
+        spec = IndexSpec(store=StoreKind.MILVUS, milvus_uri=str(milvus_file), milvus_collection=prefix)
+        index = new_index(spec, embedder)
+        opened.append(index)
+        return Library(tmp_path / "unused", index)
+
+    yield make
+    for index in opened:
+        if isinstance(index, MilvusPassageIndex):
+            index._drop()
+            index.close()
+
+
+@pytest.fixture(scope="module")
+def article() -> Document:
+    return load_documents(ARTICLE)[0]
+
+
+def top_text(index: PassageIndex, question: str, kind: RetrieverKind = RetrieverKind.DENSE) -> str:
+    retriever = make_retriever(kind, index, candidates=20, rrf_k=60)
+    hits = retriever.retrieve(Query(question, index.embedder.embed_query(question)), 3)
+    return hits[0].chunk.text if hits else ""
+
+
+def test_offsets_and_documents_round_trip(make_store: Callable[[], Library], article: Document) -> None:
+    library = make_store()
+    library.add([article])
+    stored = library.index.document(article.doc_id)
+    assert stored == article  # text, title, byline, date, header_end: every field
+    assert stored is not None and stored.sha256 == article.sha256
+    chunks = library.index.chunks()
+    assert len(chunks) == len(library.index) > 10
+    for chunk in chunks:
+        assert article.text[chunk.start : chunk.end] == chunk.text
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    info = library.index.document_infos()[0]
+    assert (info.doc_id, info.sha256, info.chunk_count) == (article.doc_id, article.sha256, len(chunks))
+
+
+def test_incremental_add_and_remove_by_sha256(make_store: Callable[[], Library], article: Document) -> None:
+    library = make_store()
+    first = library.add([article])
+    assert first.added == [article.doc_id] and first.passages_embedded == len(library.index)
+    generation = library.index.generation
+
+    again = library.add([article])
+    assert again.unchanged == [article.doc_id] and again.passages_embedded == 0
+    assert library.index.generation == generation  # nothing written, nothing for caches to rebuild
+
+    note = document_from_bytes("lighthouse.txt", LIGHTHOUSE.encode(), source="upload:lighthouse.txt")
+    added = library.add([note])
+    assert added.added == [note.doc_id] and library.index.generation != generation
+    assert "Ada Morrow" in top_text(library.index, "Who installed the kerosene burner?")
+
+    changed = document_from_bytes(
+        "lighthouse.txt", LIGHTHOUSE.replace("Ada Morrow", "Ruth Penhale").encode(), source="upload:lighthouse.txt"
+    )
+    replaced = library.add([changed])
+    assert replaced.replaced == [changed.doc_id]
+    assert {d.doc_id for d in library.index.documents} == {article.doc_id, changed.doc_id}
+    assert not any("Ada Morrow" in c.text for c in library.index.chunks())
+
+    assert library.remove(changed.doc_id)
+    assert not library.remove(changed.doc_id)
+    assert library.index.document(changed.doc_id) is None
+    assert "Penhale" not in top_text(library.index, "Who installed the kerosene burner?")
+    assert [d.doc_id for d in library.index.documents] == [article.doc_id]
+
+
+def test_dense_search_finds_the_deng_passage(make_store: Callable[[], Library], article: Document) -> None:
+    library = make_store()
+    library.add([article])
+    text = top_text(library.index, DENG_QUESTION)
+    assert "Deng" in text and "1979" in text
+    hits = library.index.search(library.index.embedder.embed_query(DENG_QUESTION), 5)
+    scores = [score for _, score in hits]
+    assert len(hits) == 5 and scores == sorted(scores, reverse=True) and 0.3 < scores[0] <= 1.0
+    vectors = library.index.vectors_for([hits[0][0].chunk_id, "no-such-passage"])
+    assert abs(float(vectors[0] @ library.index.embedder.embed_query(DENG_QUESTION)) - scores[0]) < 1e-3
+    assert not vectors[1].any()
+
+
+def test_hybrid_ranking_fuses_dense_and_keyword(make_store: Callable[[], Library], article: Document) -> None:
+    library = make_store()
+    library.add([article])
+    index = library.index
+    query = Query(DENG_QUESTION, index.embedder.embed_query(DENG_QUESTION))
+    dense = make_retriever(RetrieverKind.DENSE, index, 20, 60).retrieve(query, 20)
+    keyword = make_retriever(RetrieverKind.BM25, index, 20, 60).retrieve(query, 20)
+    hybrid = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(query, 5)
+    assert keyword and "Deng" in keyword[0].chunk.text
+    # Reciprocal-rank fusion: each passage scores the sum of 1/(60 + rank) over the rankings it is in.
+    ranks = [{hit.chunk.chunk_id: n for n, hit in enumerate(ranking, start=1)} for ranking in (dense, keyword)]
+    for hit in hybrid:
+        expected = sum(1.0 / (60 + r[hit.chunk.chunk_id]) for r in ranks if hit.chunk.chunk_id in r)
+        assert abs(hit.score - expected) < 1e-4, hit.chunk.chunk_id
+    assert hybrid[0].chunk.chunk_id == dense[0].chunk.chunk_id == keyword[0].chunk.chunk_id
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+    # A passage only the keywords find still reaches the fused list when nothing ranks above it.
+    rare = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(
+        Query("Afghanistan Reagan", index.embedder.embed_query("Afghanistan Reagan")), 3
+    )
+    assert any("Afghan" in hit.chunk.text for hit in rare)
+
+
+def test_both_stores_rank_alike(embedder: Embedder, milvus_file: Path, article: Document, tmp_path: Path) -> None:
+    """The same passages, the same vectors, exact inner product on both: the same dense top 5."""
+    faiss_index = new_index(IndexSpec(), embedder)
+    faiss_index.add([article])
+    spec = IndexSpec(store=StoreKind.MILVUS, milvus_uri=str(milvus_file), milvus_collection=f"alike{os.getpid()}")
+    milvus_index = new_index(spec, embedder)
+    assert isinstance(milvus_index, MilvusPassageIndex)
+    try:
+        Library(tmp_path, milvus_index).rebuild([article])
+        for question in (DENG_QUESTION, "Who wrote the article?", "What is the no limits partnership?"):
+            vector = embedder.embed_query(question)
+            assert [c.chunk_id for c, _ in faiss_index.search(vector, 5)] == [
+                c.chunk_id for c, _ in milvus_index.search(vector, 5)
+            ]
+    finally:
+        milvus_index._drop()
+        milvus_index.close()
+
+
+def test_a_db_file_open_in_another_process_is_a_one_line_error(milvus_file: Path, embedder: Embedder) -> None:
+    spec = IndexSpec(store=StoreKind.MILVUS, milvus_uri=str(milvus_file), milvus_collection=f"busy{os.getpid()}")
+    index = milvus_index(spec, embedder)  # this process now holds the file
+    try:
+        env = {**os.environ, "RAG_STORE": "milvus", "RAG_MILVUS_URI": str(milvus_file), "HF_HUB_OFFLINE": "1"}
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", "index", "add", str(ARTICLE)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert result.returncode == 1, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
+        assert "open in another process" in lines[0] and "milvus-lite server" in lines[0]
+    finally:
+        index.close()
+
+
+# ---- replicas over one Milvus server ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `milvus-lite server` process on a free loopback port."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    command = [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data)]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"milvus-lite server exited: {process.stderr.read().decode() if process.stderr else ''}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("milvus-lite server did not start within 30 s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def milvus_index(spec: IndexSpec, embedder: Embedder) -> MilvusPassageIndex:
+    index = new_index(spec, embedder)
+    assert isinstance(index, MilvusPassageIndex)
+    return index
+
+
+def wait_for(check: Callable[[], bool], seconds: float) -> float:
+    """Seconds until `check()` held, polling; fails the test after `seconds`."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"not within {seconds} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_two_replicas_share_one_milvus_server(
+    milvus_server: str, embedder: Embedder, article: Document, tmp_path: Path
+) -> None:
+    from api.app import create_app
+    from rag.pipeline import Pipeline
+
+    settings = Settings().with_overrides(
+        store="milvus",
+        milvus_uri=milvus_server,
+        milvus_collection=f"replicas{os.getpid()}",
+        admin_token="test-token",
+        index_dir=tmp_path / "unused",
+        feedback_path=tmp_path / "feedback.jsonl",
+    )
+    first_index = milvus_index(settings.index_spec(), embedder)
+    Library(settings.index_dir, first_index).rebuild([article])
+    second_index = milvus_index(settings.index_spec(), embedder)  # its own client and caches: another replica
+    one = Pipeline.from_settings(settings, ScriptedGenerator(), first_index)
+    two = Pipeline.from_settings(settings, ScriptedGenerator(), second_index)
+    auth = {"Authorization": "Bearer test-token"}
+    question = {"query": "Who installed the kerosene burner in the lighthouse?", "top_k": 3}
+    try:
+        with LiveServer(create_app(settings, one)) as a, LiveServer(create_app(settings, two)) as b:
+            assert (
+                "Deng" in httpx.post(f"{b.url}/api/search", json={"query": DENG_QUESTION}).json()["passages"][0]["text"]
+            )
+
+            upload = httpx.post(
+                f"{a.url}/api/documents", files={"file": ("lighthouse.txt", LIGHTHOUSE.encode())}, headers=auth
+            )
+            assert upload.status_code == 201, upload.text
+            doc_id = upload.json()["doc_id"]
+
+            def served_by_b() -> bool:
+                passages = httpx.post(f"{b.url}/api/search", json=question).json()["passages"]
+                return any(p["doc_id"] == doc_id for p in passages)
+
+            wait_for(served_by_b, 1.0)
+            assert doc_id in {d["doc_id"] for d in httpx.get(f"{b.url}/api/documents").json()}
+            assert httpx.get(f"{b.url}/api/documents/{doc_id}").status_code == 200
+
+            assert httpx.delete(f"{a.url}/api/documents/{doc_id}", headers=auth).status_code == 200
+            wait_for(lambda: not served_by_b(), 1.0)
+            wait_for(lambda: httpx.get(f"{b.url}/api/documents/{doc_id}").status_code == 404, 1.0)
+            assert httpx.delete(f"{b.url}/api/documents/{doc_id}", headers=auth).status_code == 404
+    finally:
+        first_index._drop()
+        first_index.close()
+        second_index.close()
