@@ -28,7 +28,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +256,10 @@ class MilvusPassageIndex(PassageIndex):
                 )
             self._create()
             return
+        # Collections written by another process (or before a restart) must be loaded to be read; loading a
+        # loaded one does nothing.
+        for name in (self.passages_name, self.documents_name, self.meta_name):
+            self.client.load_collection(name)
         rows = self.client.get(self.meta_name, ids=["spec"], output_fields=["value"])
         if not rows:
             if not create:
@@ -585,18 +589,26 @@ class MilvusPassageIndex(PassageIndex):
         return known
 
     def add(
-        self, documents: Sequence[Document], show_progress: bool = False, replace_same_source: bool = True
+        self,
+        documents: Sequence[Document],
+        show_progress: bool = False,
+        replace_same_source: bool = True,
+        *,
+        embedded: Mapping[tuple[str, str], Embedded] | None = None,
     ) -> IngestReport:
         """Add documents and commit them at once. Identical content (by sha256) is reported unchanged; a
-        document replaces one with the same doc_id and, with `replace_same_source`, every one from its source."""
+        document replaces one with the same doc_id and, with `replace_same_source`, every one from its source.
+        `embedded` supplies passages and vectors computed elsewhere (a migration from FAISS)."""
         known = self._known_by_sha(documents)
+        ready = dict(embedded or {})
         fresh: list[Document] = []
         seen = set(known)
         for document in documents:
             if document.sha256 not in seen:
                 seen.add(document.sha256)
-                fresh.append(document)
-        embedded = self.embed_documents(fresh, show_progress)  # the slow part, before the write lock
+                if embedding_key(document) not in ready:
+                    fresh.append(document)
+        ready.update(self.embed_documents(fresh, show_progress))  # the slow part, before the write lock
         report = IngestReport()
         with self.write_lock:
             known = self._known_by_sha(documents)  # another process may have added some meanwhile
@@ -615,7 +627,10 @@ class MilvusPassageIndex(PassageIndex):
                 for doc_id in old:
                     self._delete_document(doc_id)
                 (report.replaced if old else report.added).append(document.doc_id)
-                passages += self._write_document(document, embedded[embedding_key(document)])
+                key = embedding_key(document)
+                # Absent only if another process removed the document after the first sha256 check.
+                item = ready[key] if key in ready else self.embed_documents([document])[key]
+                passages += self._write_document(document, item)
             if additions:
                 self._bump()
         return IngestReport(report.added, report.replaced, report.unchanged, passages)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from index.embedders import Embedder
@@ -184,6 +185,48 @@ def test_both_stores_rank_alike(embedder: Embedder, milvus_file: Path, article: 
     finally:
         milvus_index._drop()
         milvus_index.close()
+
+
+def test_migrate_copies_a_faiss_index_with_its_vectors(
+    embedder: Embedder, milvus_file: Path, article: Document
+) -> None:
+    from index.migrate import migrate
+
+    note = document_from_bytes("lighthouse.txt", LIGHTHOUSE.encode(), source="upload:lighthouse.txt")
+    source = new_index(IndexSpec(), embedder)
+    source.add([article, note])
+    spec = IndexSpec(store=StoreKind.MILVUS, milvus_uri=str(milvus_file), milvus_collection=f"moved{os.getpid()}")
+    target = milvus_index(spec, embedder)
+    try:
+        report = migrate(source, target)
+        assert sorted(report.added) == sorted([article.doc_id, note.doc_id])
+        assert report.passages_embedded == len(source) == len(target)
+        assert target.documents == source.documents
+        assert target.chunks() == source.chunks()
+        ids = [c.chunk_id for c in source.chunks()]
+        assert np.allclose(target.vectors_for(ids), source.vectors_for(ids), atol=1e-6)
+        again = migrate(source, target)
+        assert sorted(again.unchanged) == sorted(report.added) and again.passages_embedded == 0
+    finally:
+        target._drop()
+        target.close()
+
+
+def test_migrate_command_and_reopening_a_db_file_in_a_new_process(
+    embedder: Embedder, article: Document, tmp_path: Path
+) -> None:
+    """Each run is a new process opening the `.db` Milvus Lite wrote before: its collections must be loaded."""
+    source = new_index(IndexSpec(), embedder)
+    source.add([article])
+    source.save(tmp_path / "faiss")
+    command = [sys.executable, "-m", "index.migrate", "--from", str(tmp_path / "faiss"), "--to", str(tmp_path / "m.db")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    runs = [
+        subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=90) for _ in "12"
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert f"copied 1 document(s) and {len(source)} passages" in runs[0].stdout
+    assert "copied 0 document(s)" in runs[1].stdout and "1 already there" in runs[1].stdout
 
 
 def test_a_db_file_open_in_another_process_is_a_one_line_error(milvus_file: Path, embedder: Embedder) -> None:
