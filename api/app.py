@@ -26,7 +26,6 @@ from starlette.types import Receive, Scope, Send
 
 from api.feedback import router as feedback_router
 from api.limits import GenerationLimiter, Reservation, Saturated
-from api.streaming import ClientGone, OpenAIChunks, answer_unless_disconnected, iterate_closing, sse_event
 from api.observability import Metrics, log_event
 from api.routes_docs import router as docs_router
 from api.schemas import (
@@ -51,6 +50,7 @@ from api.security import (
     internal_error_response,
     public_source,
 )
+from api.streaming import ClientGone, OpenAIChunks, answer_unless_disconnected, iterate_closing, sse_event
 from index.library import Library
 from index.loaders import DocumentLoadError, document_from_bytes
 from index.store import IndexLockedError, IndexStoreError, IndexWriteError
