@@ -112,6 +112,20 @@ class _ReservedEventSource(EventSourceResponse):
             self.reservation.cancel()
 
 
+class _ReservedStream(StreamingResponse):
+    """A streaming response that gives its generation place back however it ends (see _ReservedEventSource)."""
+
+    def __init__(self, content: AsyncIterator[str], reservation: Reservation, **options: Any) -> None:
+        super().__init__(content, **options)
+        self.reservation = reservation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.reservation.cancel()
+
+
 def _state(request: Request) -> AppState:
     rag_state: AppState = request.app.state.rag
     return rag_state
@@ -446,14 +460,16 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
                 "rag": answer.model_dump(),
             }
 
-        if rag_state.limiter.full:
+        try:
+            reservation = rag_state.limiter.reserve()  # as in /api/ask/stream: a 503 now, never a 200 + error
+        except Saturated:
             return _saturated(rag_state)
 
         chunks = OpenAIChunks(body.model, completion_id, drafts=bool((body.model_extra or {}).get("rag_stream_drafts")))
 
         async def stream() -> AsyncIterator[str]:
             try:
-                async with rag_state.limiter.slot():
+                async with reservation:
                     yield chunks.chunk({"role": "assistant", "content": ""})
                     async for event in iterate_closing(rag_state.pipeline.stream(question, history=history)):
                         if isinstance(event, DoneEvent):
@@ -467,7 +483,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
                 yield chunks.error(f"the answer generator failed: {error}")
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return _ReservedStream(stream(), reservation, media_type="text/event-stream")
 
     # Listed after the question and document routes in the API docs.
     app.include_router(feedback_router)

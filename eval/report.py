@@ -148,7 +148,7 @@ th:first-child{{text-align:left}}.bad{{color:#b00020;font-size:.85em}}details{{m
 border:1px solid #e3e3ea;border-radius:6px}}img{{max-width:100%}}code{{background:#f2f2f6}}</style></head><body>
 <h1>Evaluation report</h1>
 <p>Citation metrics are judged by <b>evidence overlap</b> (a cited passage supports the answer when it holds a gold
-evidence string): no NLI model installs offline here (see MODELS.md).</p>
+evidence string): no NLI model installs offline here (see docs/models.md).</p>
 <h2>Scorecard</h2><table><tr><th>metric</th>{header}</tr>{rows}</table>
 <h2>By question type ({html.escape(main.name)})</h2>{_by_type_plot(main)}
 <h2>Latency</h2>{_latency_plot(results_by_run)}

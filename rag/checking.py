@@ -77,7 +77,8 @@ class AnswerChecker:
         checked = check_citations(reply, list(passages))
         if not checked.citations:
             return self._withheld("unsupported", 0.2)
-        computed = {c.computed for c in calculations}
+        # Results were recomputed and operands found in the passages above: the evidence check takes both as known.
+        computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
         grounding = self.evidence.check(checked.claims, question, passages, computed)
         score = grounding.score
         judged = False

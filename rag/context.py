@@ -15,8 +15,9 @@ from rag.types import Passage
 
 # "Who wrote this?", "when was the article published?", "which newspaper ran it?"
 _ABOUT_THE_DOCUMENT = re.compile(
-    r"\b(who\s+(wrote|authored|penned|is\s+the\s+(author|writer))|author|byline|written\s+by|writer|"
-    r"(when|what\s+date|which\s+day)\b.{0,40}\b(published|written|posted|dated|appear)|publication\s+date|"
+    r"\b(who\s+(wrote|authored|penned|is\s+the\s+(author|writer))|byline|"
+    r"(name|identity)\s+of\s+the\s+(author|writer)|(author|writer)['’]s\s+name|"
+    r"(when|what\s+date|which\s+day|what\s+day)\b.{0,40}\b(published|written|posted|dated)|publication\s+date|"
     r"(which|what)\s+(newspaper|paper|publication|outlet|magazine|site|website)|publisher|published\s+(by|in))\b",
     re.IGNORECASE,
 )

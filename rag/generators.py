@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from index.errors import UserError
 from rag.model_files import QWEN_15B, assemble, check_metadata
@@ -108,6 +109,7 @@ class LlamaCppGenerator(Generator):
         self._load_lock = threading.Lock()
         # Two contexts compete for the same cores: one decodes at a time.
         self._decode_lock = threading.Lock()
+        self._yes_no_ids: tuple[list[int], list[int]] | None = None
         self.path: Path | None = model_path
 
     @property
@@ -157,18 +159,32 @@ class LlamaCppGenerator(Generator):
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
         llama = self._context_for(self._prefix_key(messages))
-        with self._decode_lock, _context_overflow_is_an_error():
-            result = llama.create_chat_completion(
-                messages=messages, temperature=0.0, top_k=1, max_tokens=1, logprobs=True, top_logprobs=10
-            )
-        choice = result["choices"][0]
-        content = ((choice.get("logprobs") or {}).get("content")) or []
-        if content:
-            candidates = {entry["token"]: entry["logprob"] for entry in content[0].get("top_logprobs", [])}
-            share = yes_share(candidates)
-            if share is not None:
-                return share
-        return 1.0 if (choice["message"].get("content") or "").strip().lower().startswith("yes") else 0.0
+        with self._decode_lock:
+            result = llama.create_chat_completion(messages=messages, temperature=0.0, top_k=1, max_tokens=1)
+            # One forward pass: the context still holds the logits of the prompt's last position (the distribution
+            # of the first reply token). Log-probabilities through the API would need logits for every position
+            # (logits_all=True: a vocabulary-sized row per token of context, over a gigabyte at 2,048 tokens).
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+            yes_ids, no_ids = self._answer_token_ids(llama)
+        if yes_ids and no_ids:
+            top = logits.max()
+            yes = float(np.exp(logits[yes_ids] - top).sum())
+            no = float(np.exp(logits[no_ids] - top).sum())
+            if yes + no > 0:
+                return yes / (yes + no)
+        content = (result["choices"][0]["message"].get("content") or "").strip().lower()
+        return 1.0 if content.startswith("yes") else 0.0
+
+    def _answer_token_ids(self, llama: Any) -> tuple[list[int], list[int]]:
+        """First-token ids of the spellings of "yes" and "no" a reply can start with."""
+        if self._yes_no_ids is None:
+
+            def first_tokens(words: list[str]) -> list[int]:
+                ids = {llama.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words}
+                return sorted(ids)
+
+            self._yes_no_ids = (first_tokens(["yes", "Yes", "YES"]), first_tokens(["no", "No", "NO"]))
+        return self._yes_no_ids
 
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None

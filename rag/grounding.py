@@ -5,7 +5,7 @@ Three checks, cheapest first:
   be quoted from a passage, and a wrong result is corrected;
 - every number, date and name the answer adds must occur in a cited passage;
 - the answer's other content words must mostly occur there, in a sentence that is about the question.
-What no computed check can settle is left to a calibrated judge (see `rag.judge`).
+What no computed check can settle is left to a calibrated judge (`rag.checking.SupportJudge`).
 """
 
 from __future__ import annotations
@@ -320,21 +320,21 @@ class EvidenceChecker:
         new_numbers = answer_numbers - question_numbers
         spans = sentence_spans(passage.text)
         sentence_terms = [terms(passage.text[s.start : s.end]) for s in spans] or [(set(), set())]
-        passage_words = set().union(*(w for w, _ in sentence_terms))
-        passage_numbers = set().union(*(n for _, n in sentence_terms))
-        coverage = len(new_words & passage_words) / len(new_words) if new_words else 1.0
-        numbers_found = new_numbers <= passage_numbers
 
         def weight(i: int) -> float:
             words, numbers = sentence_terms[i]
             return 2 * len(new_words & words) + 3 * len(new_numbers & numbers) + len(question_words & words)
 
-        best = max(range(len(spans)), key=weight, default=0)
+        best = max(range(len(sentence_terms)), key=weight, default=0)
+        # Evidence is local: the supporting sentence and its neighbours, not anything anywhere in a long passage.
         near = range(max(0, best - self.window), min(len(sentence_terms), best + self.window + 1))
         near_words = set().union(*(sentence_terms[i][0] for i in near))
+        near_numbers = set().union(*(sentence_terms[i][1] for i in near))
+        coverage = len(new_words & near_words) / len(new_words) if new_words else 1.0
+        numbers_found = new_numbers <= near_numbers
         on_topic = len(question_words & near_words) / len(question_words) if question_words else 1.0
         if passage.retriever == "document":
-            on_topic = 1.0  # the document's own header answers questions about the document
+            on_topic = 1.0  # the header passage is only given for questions about the document itself
         span = spans[best] if spans else Span(0, len(passage.text))
         sentence = passage.text[span.start : span.end]
         return SentenceEvidence(

@@ -1,4 +1,4 @@
-"""Second-stage re-scoring. No cross-encoder installs offline (MODELS.md); the stand-in asks the
+"""Second-stage re-scoring. No cross-encoder installs offline (docs/models.md); the stand-in asks the
 generator whether each of the top few passages answers the question."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The answer types of ARCHITECTURE.md; pydantic models so the API returns them as they are."""
+"""The answer types (see docs/architecture.md); pydantic models so the API returns them as they are."""
 
 from __future__ import annotations
 

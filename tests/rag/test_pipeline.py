@@ -9,7 +9,7 @@ import pytest
 from index.loaders import load_documents
 from index.store import PassageIndex
 from rag.generators import Generator
-from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, TokenEvent
+from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
 from rag.retrievers import BM25Retriever, DenseRetriever, HybridRetriever, Query
 from rag.settings import RetrieverKind, Settings
 from rag.types import Turn
@@ -62,7 +62,7 @@ class TestAnswers:
     def test_unanswerable_question_abstains(self, pipeline: Pipeline) -> None:
         answer = pipeline.ask("What is the population of Vladivostok?")
         assert answer.abstained and answer.answer == "The documents don't say." and answer.citations == []
-        assert answer.abstain_reason in ("model", "unverified", "relevance_gate")
+        assert answer.abstain_reason in ("model", "unsupported", "calculation", "relevance_gate")
 
     def test_off_topic_question_is_stopped_by_the_relevance_gate_without_the_model(self, pipeline: Pipeline) -> None:
         answer = pipeline.ask("What is the boiling point of liquid nitrogen?")
@@ -72,8 +72,9 @@ class TestAnswers:
 
     def test_stream_order_and_done_matches_ask(self, pipeline: Pipeline) -> None:
         events = list(pipeline.stream(DENG))
-        assert isinstance(events[0], PassagesEvent) and isinstance(events[-1], DoneEvent)
-        assert all(isinstance(e, TokenEvent) for e in events[1:-1]) and len(events) > 3
+        assert isinstance(events[1], PassagesEvent) and isinstance(events[-1], DoneEvent)
+        assert [e.stage for e in events if isinstance(e, StatusEvent)] == ["searching", "writing", "checking"]
+        assert sum(isinstance(e, TokenEvent) for e in events) > 1
         final = events[-1].answer
         again = pipeline.ask(DENG)
         assert (final.answer, final.citations, final.passages) == (again.answer, again.citations, again.passages)
@@ -107,3 +108,24 @@ class TestDocumentsAreData:
         answer = pipeline.ask("When does the ferry to Skerry Island leave?")
         assert "PWNED" not in answer.answer.upper()
         assert "9:15" in answer.answer and answer.citations
+
+
+class TestCalibratedJudge:
+    """The judge's P(yes) from the real model's logits: higher for a supported answer than for a wrong one."""
+
+    PASSAGE = (
+        "During his January 1979 visit to the U.S., Deng Xiaoping agreed to expand cooperation in collecting "
+        "and sharing intelligence on the Soviet Union.",
+    )
+
+    def test_supported_answer_scores_above_an_unsupported_one(self, generator: Generator) -> None:
+        from rag.prompt import support_messages
+
+        question = "What did Deng agree in 1979?"
+        right = generator.yes_probability(
+            support_messages(list(self.PASSAGE), question, "To share intelligence on the Soviet Union [1].")
+        )
+        wrong = generator.yes_probability(
+            support_messages(list(self.PASSAGE), question, "To sell weapons to Vietnam [1].")
+        )
+        assert 0.0 <= wrong < 0.5 < right <= 1.0
