@@ -74,7 +74,10 @@ class Settings(BaseSettings):
         1200, ge=200, le=8000, description="Longest reading passage when neighbouring hits are merged."
     )
     sentence_window: int = Field(
-        1, ge=0, le=5, description="Neighbouring sentences each side of a hit that the model also reads."
+        0,
+        ge=0,
+        le=5,
+        description="Neighbouring sentences each side of a hit that the model also reads (0: the hit's own sentences).",
     )
     min_relevance: float = Field(
         0.22, description="Relevance gate: abstain without generating below this cosine similarity."
