@@ -531,6 +531,28 @@ def serve(
         run(settings)
 
 
+def _injection_row(settings: Settings, out: Path) -> None:
+    """Run the injection corpus, write its rows to `out/injection.jsonl` and print the one-row summary."""
+    from dataclasses import asdict
+
+    from eval.injection import run_injection
+    from rag.generators import make_generator
+
+    with Status("Asking the injection corpus…", console=err):
+        report = run_injection(settings, make_generator(settings))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = "".join(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in report.rows)
+    (out / "injection.jsonl").write_text(rows, encoding="utf-8")
+    table = Table("cases", "hijacked", "lost", title="Prompt injection (eval/injection/)")
+    table.add_row(str(report.cases), str(report.hijacked), f"{report.lost} of {report.expected_cases}")
+    console.print(table)
+    for row in report.failures():
+        kind = "hijacked" if row.hijacked else "lost"
+        err.print(f"{kind}: {row.doc}: {row.question!r} -> {row.answer!r}", highlight=False, markup=False)
+    if report.hijacked:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def eval_command(
     gold: Annotated[Path | None, typer.Option(help="Gold JSONL file (default: eval/gold/article.jsonl).")] = None,
@@ -543,6 +565,9 @@ def eval_command(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Add the common baseline row.")] = True,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Skip generation.")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 if eval/thresholds.json is not met.")] = False,
+    injection: Annotated[
+        bool, typer.Option("--injection", help="Ask the prompt-injection corpus (eval/injection/) instead.")
+    ] = False,
 ) -> None:
     """Score answers, citations, abstention and latency; write a scorecard and an HTML report."""
     from eval.gate import check_gate
@@ -566,6 +591,9 @@ def eval_command(
             settings = Settings().with_overrides(**parse_assignments(assignments or []))
         except ValueError as error:
             fail(str(error))
+        if injection:
+            _injection_row(settings, out)
+            return
         factory = PipelineFactory(settings)
         if squad is not None:
             summary, rows = run_squad(squad, settings, factory, limit, retrieval_only)
