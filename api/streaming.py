@@ -60,10 +60,13 @@ async def answer_unless_disconnected(events: Iterator[Event], request: Request |
         scope.cancel()
 
     async def watch(scope: anyio.CancelScope) -> None:
-        while request is not None and not await request.is_disconnected():
-            await anyio.sleep(0.25)
-        if request is not None:
-            scope.cancel()
+        if request is None:
+            return
+        # The body has been read, so the next ASGI message is the disconnect; wait for it. (Polling
+        # `request.is_disconnected()` never sees it through Starlette's BaseHTTPMiddleware.)
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
 
     async with anyio.create_task_group() as group:
         group.start_soon(consume, group.cancel_scope)
