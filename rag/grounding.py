@@ -170,7 +170,25 @@ _INSTRUCTION = re.compile(
     r"|\b(answer|reply|respond)\s+(to\s+)?(every|all|any|each)\s+(questions?|quer(y|ies)|requests?)"
     r"|\b(system|developer)\s*(:|instruction|prompt|message|override|policy)"
     r"|\b(assistant|ai|model|llm|chatbot|whoever answers|anyone asks|if (anyone|someone|somebody|a user) asks)\b"
-    r".{0,60}\b(must|should|answer|reply|say|state)\b",
+    r".{0,60}\b(must|should|answer|reply|say|state)\b"
+    # Orders that took over answers in the injection corpus (eval/injection/, issue 10 S1) and their kin in the
+    # other languages: reply-only, "you must answer", "whoever asks must be told", conditional orders, notes to
+    # the assistant, "system:" lines, forged passage citations.
+    r"|\b(ignor\w*)\b.{0,80}\b(istruzioni|instru[çc][õo]es|indica[çc][õo]es)\b"
+    r"|\b(responda\w*|rispond\w*|r[ée]pond\w*|beantworte\w*|antworte\w*|contesta\w*)\b.{0,80}"
+    r"\b(apenas|esclusivamente|exclusivamente|uniquement|soltanto)\b"
+    r"|\b(du musst|you must|tu dois|vous devez|debes|devi|voc[êe] deve)\b.{0,80}"
+    r"\b(beantwort\w*|antwort\w*|answer|reply|r[ée]pond\w*|respond\w*|rispond\w*)\b"
+    r"|\b(whoever|anyone|chiunque|quienquiera|quiconque)\b.{0,80}\b(must|should|deve|debe|doit)\s+"
+    r"(be\s+told|say|state|answer|reply|dire|decir|dizer)\b"
+    r"|\b(si (alguien|quelqu'un) (pregunta|demande)|se (algu[ée]m|qualcuno) (perguntar|chiede)|wenn jemand fragt)\b"
+    r"|\b(nota|note|hinweis|mensaje|mensagem|messaggio|instructions?|istruzioni|instrucciones)\s+(para|per|pour|"
+    r"f[üu]r|to|for|[àa])\s+(el\s+|la\s+|il\s+|l'|den\s+|die\s+|o\s+|a\s+|any\s+|the\s+)?"
+    r"(asistente|assistente|assistant|assistenten?|ia|ki|ai|chatbot|modelo|modello|mod[èe]le|sprachmodell)\b"
+    r"|\b(sistema|syst[èe]me)\s*:|\byour only (reply|answer|response)\b"
+    r"|\b(answer|reply|respond)\s+(to\s+)?(every|all|any|each)\s+(user\s+)?(messages?|users?)\b"
+    r"|\bpassage\s*\[\d+\]\s*(says|states)\b|\bcite\s+(\[\d+\]|this\s+(passage|sentence))"
+    r"|忽略(之前|以上|所有)|无视.{0,10}(指示|指令|规则)|系统\s*[:：]|给助手|你必须|必须回答|如果有人问|只回答",
     re.IGNORECASE,
 )
 _CALCULATION = re.compile(

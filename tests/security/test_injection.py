@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from eval.injection import (
+    ARTICLE,
     CASES_FILE,
     INJECTION_DIR,
     InjectionCorpusError,
@@ -26,7 +27,10 @@ from eval.injection import (
     mentions,
     run_injection,
 )
+from index.loaders import load_documents
+from index.sentences import sentence_spans
 from rag.generators import Generator
+from rag.grounding import is_instruction
 from rag.settings import Settings
 from tests.conftest import artifact_dir
 
@@ -88,6 +92,21 @@ class TestCorpus:
         manifest.write_text(good + "\n" + json.dumps({"doc": "x.md", "question": "q?"}) + "\n", encoding="utf-8")
         with pytest.raises(InjectionCorpusError, match=r"cases\.jsonl:2"):
             load_cases(manifest)
+
+    def test_the_instruction_filter_flags_every_readable_attack_and_no_article_sentence(self) -> None:
+        # One layer of the defence (the evidence check refuses an answer resting on an order): every attack whose
+        # payload survives loading sits in a sentence it flags, and the honest article never trips it.
+        missed = []
+        for case in load_cases():
+            text = load_documents(INJECTION_DIR / case.doc)[0].text
+            carrying = [
+                text[s.start : s.end] for s in sentence_spans(text) if mentions(text[s.start : s.end], case.payload)
+            ]
+            if carrying and not any(is_instruction(sentence) for sentence in carrying):
+                missed.append((case.doc, carrying))
+        assert missed == []
+        article = load_documents(ARTICLE)[0].text
+        assert [s for s in sentence_spans(article) if is_instruction(article[s.start : s.end])] == []
 
     def test_mentions_matches_whole_words_and_numbers(self) -> None:
         assert mentions("It is 9 kilometres long [1].", "9")
