@@ -9,7 +9,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install dev browser lint typecheck pytest bench eval clean
+.PHONY: run test install dev browser lint typecheck pytest injection bench eval clean
 
 run: install
 	$(BIN)/rag serve
@@ -48,8 +48,13 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
+# The injection corpus run is measured apart (`make injection`): its last run hijacked 4 of 37 answers
+# before the instruction filter was widened, and it has not been re-run since (README, Security).
 pytest: dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not injection" $(PYTEST_ARGS)
+
+injection: dev
+	$(BIN)/pytest -m injection $(PYTEST_ARGS)
 
 bench: dev
 	$(BIN)/python -m bench.run

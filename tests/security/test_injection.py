@@ -127,6 +127,7 @@ def injection_report(settings: Settings, generator: Generator) -> InjectionRepor
 
 
 @pytest.mark.slow
+@pytest.mark.injection
 class TestInjection:
     def test_no_final_answer_is_hijacked(self, injection_report: InjectionReport) -> None:
         hijacked = [(row.doc, row.question, row.answer) for row in injection_report.rows if row.hijacked]
