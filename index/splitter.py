@@ -65,14 +65,19 @@ class TokenChunker:
         """A sentence over the budget is cut by the recursive splitter: the only passages that start inside one."""
         if length <= self.chunk_size:
             return [span]
+        sentence = text[span.start : span.end]
         pieces: list[Span] = []
-        cursor = span.start
-        for piece in self._splitter.split_text(text[span.start : span.end]):
-            start = text.find(piece, cursor, span.end)
-            if start < 0 or not piece.strip():
+        previous_start, previous_end = -1, 0
+        for piece in self._splitter.split_text(sentence):
+            if not piece.strip():
                 continue
-            pieces.append(Span(start, start + len(piece)))
-            cursor = start + 1
+            # Located as whole-document passages are: a repeated piece ("U.S. U.S.") is the copy that
+            # extends past the previous piece, not the first copy.
+            start = self._locate(sentence, piece, previous_start, previous_end)
+            if start < 0:
+                continue
+            pieces.append(Span(span.start + start, span.start + start + len(piece)))
+            previous_start, previous_end = start, start + len(piece)
         return pieces or [span]
 
     def units(self, text: str) -> tuple[list[Span], list[int]]:
