@@ -6,7 +6,6 @@ No retrieval logic lives here: every answer comes from `rag.pipeline.Pipeline`.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -93,8 +92,6 @@ class AppState:
         self.pipeline = pipeline
         self.limiter = GenerationLimiter(settings.max_concurrent_generations, settings.max_queued_generations)
         self.metrics = Metrics()
-        # One writer at a time; readers never wait for it (the index swaps its state under a short lock).
-        self.write_lock = threading.Lock()
 
 
 class _ReservedEventSource(EventSourceResponse):

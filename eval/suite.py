@@ -161,7 +161,9 @@ def load_squad(path: Path) -> tuple[list[Document], list[SquadQuestion]]:
         title = article["title"].replace("_", " ")
         for number, paragraph in enumerate(article["paragraphs"], start=1):
             text = paragraph["context"]
-            document = Document(make_doc_id(f"{title}-{number}", text), f"{title} ¶{number}", f"squad:{title}", text)
+            # Each paragraph is its own source: documents sharing a source replace one another on ingest.
+            source = f"squad:{title}#{number}"
+            document = Document(make_doc_id(f"{title}-{number}", text), f"{title} ¶{number}", source, text)
             documents.append(document)
             for qa in paragraph["qas"]:
                 answers = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]

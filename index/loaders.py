@@ -19,13 +19,8 @@ class DocumentLoadError(UserError, ValueError):
     """A file that cannot become a Document; the message says what to fix."""
 
 
-def html_to_text(html: str) -> tuple[str, str | None]:
-    """Visible text of an HTML page (blocks on their own lines) and its <title>."""
-    text, title, _ = _html_document(html)
-    return text, title
-
-
-def _html_document(html: str) -> tuple[str, str | None, dict[str, str]]:
+def html_to_text(html: str) -> tuple[str, str | None, dict[str, str]]:
+    """Visible text of an HTML page (blocks on their own lines), its <title> and its <meta> fields."""
     soup = BeautifulSoup(html, "html.parser")
     meta = _html_meta(soup)
     for tag in soup(["script", "style", "noscript", "template"]):
@@ -137,7 +132,7 @@ def document_from_bytes(name: str, data: bytes, source: str | None = None) -> Do
     title: str | None
     declared: dict[str, str] = {}
     if suffix in (".html", ".htm"):
-        text, title, meta = _html_document(raw)
+        text, title, meta = html_to_text(raw)
         declared = {
             "author": meta.get("author") or meta.get("article:author") or "",
             "date": meta.get("article:published_time") or meta.get("date") or meta.get("pubdate") or "",

@@ -49,7 +49,7 @@ from index.store import (
     Splitter,
     embedding_key,
 )
-from index.types import Chunk, Document, IndexSpec
+from index.types import Chunk, Document, IndexSpec, split_new
 
 log = logging.getLogger(__name__)
 
@@ -611,14 +611,9 @@ class MilvusPassageIndex(PassageIndex):
         ready.update(self.embed_documents(fresh, show_progress))  # the slow part, before the write lock
         report = IngestReport()
         with self.write_lock:
-            known = self._known_by_sha(documents)  # another process may have added some meanwhile
-            additions: list[Document] = []
-            for document in documents:
-                if document.sha256 in known:
-                    report.unchanged.append(known[document.sha256])
-                else:
-                    known[document.sha256] = document.doc_id
-                    additions.append(document)
+            # Another process may have added some meanwhile.
+            unchanged, additions = split_new(documents, self._known_by_sha(documents))
+            report.unchanged.extend(unchanged)
             passages = 0
             for document in additions:
                 old = {row["doc_id"] for row in self._heads(f"doc_id == {_quoted(document.doc_id)}")}

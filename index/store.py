@@ -47,7 +47,7 @@ import numpy as np
 
 from index.embedders import Embedder, Vectors
 from index.errors import UserError
-from index.types import Chunk, Document, IndexSpec
+from index.types import Chunk, Document, IndexSpec, split_new
 
 log = logging.getLogger(__name__)
 
@@ -201,15 +201,8 @@ class Snapshot:
     ) -> tuple[Snapshot, IngestReport]:
         """A new snapshot with `documents` added. Identical content is skipped; a document replaces one
         with the same doc_id, and (if `replace_same_source`) every one with the same source."""
-        known = {d.sha256: d.doc_id for d in self.documents.values()}
-        report = IngestReport()
-        additions: list[Document] = []
-        for document in documents:
-            if document.sha256 in known:
-                report.unchanged.append(known[document.sha256])
-            else:
-                known[document.sha256] = document.doc_id
-                additions.append(document)
+        unchanged, additions = split_new(documents, {d.sha256: d.doc_id for d in self.documents.values()})
+        report = IngestReport(unchanged=unchanged)
         if not additions:
             return self, report
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,6 +77,21 @@ class IndexSpec:
     store: StoreKind = StoreKind.FAISS
     milvus_uri: str = "var/milvus.db"
     milvus_collection: str = "rag"
+
+
+def split_new(documents: Sequence[Document], known: Mapping[str, str]) -> tuple[list[str], list[Document]]:
+    """Given sha256 → doc_id of content already stored, the doc_ids of the documents whose content is known
+    (also an earlier document of the same batch) and, in order, the documents that are new."""
+    seen = dict(known)
+    unchanged: list[str] = []
+    new: list[Document] = []
+    for document in documents:
+        if document.sha256 in seen:
+            unchanged.append(seen[document.sha256])
+        else:
+            seen[document.sha256] = document.doc_id
+            new.append(document)
+    return unchanged, new
 
 
 def slugify(value: str, max_length: int = 48) -> str:

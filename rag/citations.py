@@ -5,53 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from index.sentences import ABBREVIATIONS
 from rag.prompt import ABSTAIN_TEXT
 from rag.types import Citation, Passage
 
 # "[1]", "[1, 2]", "[1][2]", "[Passage 2]"
 _MARKER = re.compile(r"\s*\[(?:passages?\s*)?(\d+(?:\s*(?:,|and)\s*\d+)*)\]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
-# Words that end in a full stop without ending a sentence ("Mr. Xi", "Feb. 3", "Joseph R. DeTrani").
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sen",
-        "rep",
-        "gen",
-        "gov",
-        "st",
-        "jr",
-        "sr",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "vs",
-        "etc",
-        "no",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "u.s",
-        "u.k",
-        "u.n",
-        "e.g",
-        "i.e",
-    ]
-)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     [
@@ -156,7 +116,7 @@ def split_sentences(text: str) -> list[str]:
     for boundary in _SENTENCE_END.finditer(text):
         words = text[start : boundary.start()].split()
         last_word = words[-1].rstrip(".").lower() if words else ""
-        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
+        if last_word in ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
             continue
         sentences.append(text[start : boundary.start()])
         start = boundary.end()

@@ -457,3 +457,38 @@ class TestOfflineDocs:
         favicon = page.request.get(f"{server.url}/favicon.ico")
         assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/svg+xml")
         context.close()
+
+
+# ---- S5 (issue 10): the Content-Security-Policy blocks nothing the chat page and the API docs need -----------
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+});
+"""
+
+
+class TestPolicyInTheBrowser:
+    @pytest.fixture
+    def watched(self, browser: Browser, server: ScriptedServer) -> Iterator[Page]:
+        """A page that records every violation the policy reports (the `page` fixture also fails on any
+        logged one)."""
+        context = browser.new_context(viewport={"width": 1100, "height": 800})
+        context.add_init_script(CSP_LISTENER)
+        yield context.new_page()
+        context.close()
+
+    def test_the_chat_page_answers_under_the_policy(self, watched: Page, server: ScriptedServer) -> None:
+        watched.goto(server.url)
+        watched.get_by_label("Your question").fill(DENG_QUESTION)
+        watched.get_by_label("Your question").press("Enter")
+        message = watched.locator("li.msg.bot").last
+        expect(message).not_to_have_class("msg bot pending", timeout=TIMEOUT_MS)
+        expect(message).to_contain_text("intelligence", timeout=TIMEOUT_MS)
+        assert watched.evaluate("window.__cspViolations") == []
+
+    def test_the_api_docs_render_under_the_policy(self, watched: Page, server: ScriptedServer) -> None:
+        watched.goto(f"{server.url}/docs")
+        expect(watched.locator(".swagger-ui .info .title")).to_contain_text("RAG chatbot", timeout=TIMEOUT_MS)
+        expect(watched.locator(".opblock").first).to_be_visible()
+        assert watched.evaluate("window.__cspViolations") == []
