@@ -1,8 +1,10 @@
 """The answer gate: a draft becomes the final answer only when computed checks say its cited text supports it.
 
-Order: the model's own abstention → calculations recomputed (operands quoted from the passages, a wrong
-result corrected) → citations made honest → evidence score. A clear score decides alone; only a middling one
-asks the calibrated judge (P(yes) from one forward pass). The same numbers give the answer's `confidence`.
+Order: years between two events computed from the passages (`rag.year_span`) → the model's own abstention →
+calculations recomputed (operands quoted from the passages, a wrong result corrected) → citations made
+honest → the answer's shape fits the question (`rag.answer_fit`) → evidence score (a year the question names
+must be the supporting sentence's). A clear score decides alone; only a middling one asks the calibrated
+judge (P(yes) from one forward pass). The same numbers give the answer's `confidence`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.answer_fit import AnswerFit
 from rag.citations import check_citations, is_abstention
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
 from rag.prompt import ABSTAIN_TEXT, support_messages
 from rag.types import AbstainReason, Citation, Passage
+from rag.year_span import YearSpanSolver
 
 
 @dataclass(frozen=True)
@@ -56,31 +60,45 @@ class SupportJudge:
 class AnswerChecker:
     """Ground and cite one draft against the passages the model was given."""
 
-    def __init__(self, judge: SupportJudge | None, thresholds: CheckThresholds | None = None) -> None:
+    def __init__(
+        self,
+        judge: SupportJudge | None,
+        thresholds: CheckThresholds | None = None,
+        year_span: YearSpanSolver | None = None,
+    ) -> None:
         self.judge = judge
         self.thresholds = thresholds or CheckThresholds()
+        self.year_span = year_span or YearSpanSolver()
         self.evidence = EvidenceChecker()
+        self.fit = AnswerFit()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
 
     def run(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
         """The verdict on a draft reply."""
+        # Years between two events are computed from the passages, not taken from the draft.
+        span = self.year_span.run(question, passages)
+        reply = span.text if span else reply
         if is_abstention(reply):
             return self._withheld("model", 0.1)
         calculations = find_calculations(reply)
         if calculations:
-            quoted = set().union(*(terms(p.text)[1] for p in passages))
+            quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.years if span else set())
             if any(operand not in quoted for c in calculations for operand in c.operands):
                 return self._withheld("calculation", 0.15)
             reply = correct_calculations(reply, calculations)
         checked = check_citations(reply, list(passages))
         if not checked.citations:
             return self._withheld("unsupported", 0.2)
+        if self.fit.problem(question, checked.text, computed=bool(calculations)) is not None:
+            return self._withheld("off_question", 0.15)
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known.
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
         grounding = self.evidence.check(checked.claims, question, passages, computed)
         score = grounding.score
+        if grounding.other_year:
+            return self._withheld("off_question", 0.5 * score)
         judged = False
         t = self.thresholds
         if t.reject <= score < t.accept and self.judge is not None and not grounding.instruction:

@@ -191,6 +191,8 @@ _INSTRUCTION = re.compile(
     r"|忽略(之前|以上|所有)|无视.{0,10}(指示|指令|规则)|系统\s*[:：]|给助手|你必须|必须回答|如果有人问|只回答",
     re.IGNORECASE,
 )
+_UNITS = ("years", "year", "days", "day", "months", "month", "weeks", "week", "percent", "percentage", "points")
+_YEAR = re.compile(r"(?<!\d)(1\d{3}|20\d{2})(?!\d)")
 _CALCULATION = re.compile(
     r"(?P<expr>\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?(?:\s*[-+*/×x÷−–]\s*\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?)+)"
     r"\s*=\s*(?P<result>-?\d[\d,]*(?:\.\d+)?)"
@@ -313,6 +315,7 @@ class SentenceEvidence:
     numbers_found: bool  # every new number of the answer occurs in the passage
     on_topic: float  # share of the question's content words near the supporting sentence
     instruction: bool  # the supporting sentence gives orders
+    years_found: bool = True  # every year the question names is stated where the answer comes from
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,7 @@ class Grounding:
     supports: dict[int, Span] = field(default_factory=dict)
     unsupported_numbers: bool = False
     instruction: bool = False
+    other_year: bool = False  # the supporting sentence is about another year than the question's
 
 
 class EvidenceChecker:
@@ -331,7 +335,14 @@ class EvidenceChecker:
     def __init__(self, window: int = 1) -> None:
         self.window = window
 
-    def passage_evidence(self, answer_sentence: str, question: str, passage: Passage, index: int) -> SentenceEvidence:
+    def passage_evidence(
+        self,
+        answer_sentence: str,
+        question: str,
+        passage: Passage,
+        index: int,
+        question_years: frozenset[str] = frozenset(),
+    ) -> SentenceEvidence:
         answer_words, answer_numbers = terms(answer_sentence)
         question_words, question_numbers = terms(question)
         new_words = answer_words - question_words
@@ -341,7 +352,13 @@ class EvidenceChecker:
 
         def weight(i: int) -> float:
             words, numbers = sentence_terms[i]
-            return 2 * len(new_words & words) + 3 * len(new_numbers & numbers) + len(question_words & words)
+            # Operands of a computed answer are not new, but they still say where the answer comes from.
+            return (
+                2 * len(new_words & words)
+                + 3 * len(new_numbers & numbers)
+                + len(answer_numbers & numbers)
+                + len(question_words & words)
+            )
 
         best = max(range(len(sentence_terms)), key=weight, default=0)
         # Evidence is local: the supporting sentence and its neighbours, not anything anywhere in a long passage.
@@ -356,6 +373,7 @@ class EvidenceChecker:
         span = spans[best] if spans else Span(0, len(passage.text))
         sentence = passage.text[span.start : span.end]
         return SentenceEvidence(
+            years_found=self._states_years(question_years, sentence_terms, best, near),
             passage=index,
             span=Span(passage.start + span.start, passage.start + span.end),
             coverage=coverage,
@@ -363,6 +381,28 @@ class EvidenceChecker:
             on_topic=on_topic,
             instruction=is_instruction(sentence),
         )
+
+    @staticmethod
+    def _states_years(
+        years: frozenset[str], sentence_terms: Sequence[tuple[set[str], set[str]]], best: int, near: range
+    ) -> bool:
+        """A year the question names ("trade in 2024") must be the supporting sentence's: stated by it, or,
+        when it states none ("The conflict ended within two weeks"), by its neighbours or by the last earlier
+        sentence that states one (the year the narrative is in). A sentence, or a narrative, in another year
+        is about another time, however well its words match. No year anywhere before it: not decidable here."""
+        if not years:
+            return True
+
+        def years_of(i: int) -> set[str]:
+            return {n for n in sentence_terms[i][1] if _YEAR.fullmatch(n)}
+
+        own = years_of(best)
+        if own:
+            return years <= own
+        if years <= set().union(*(sentence_terms[i][1] for i in near)):
+            return True
+        earlier = next((years_of(i) for i in range(best - 1, -1, -1) if years_of(i)), None)
+        return earlier is None or years <= earlier
 
     def check(
         self,
@@ -374,22 +414,33 @@ class EvidenceChecker:
         """`sentences` are the answer's sentences with the (0-based) passages each cites."""
         scores: list[float] = []
         supports: dict[int, Span] = {}
-        unsupported_numbers = instruction = False
-        question_with_results = f"{question} {' '.join(computed_numbers)}"
+        unsupported_numbers = instruction = other_year = False
+        # A computed answer names its unit ("12 years: …"); the unit is the question's, not a claim to support.
+        units = " ".join(_UNITS) if computed_numbers else ""
+        question_with_results = f"{question} {' '.join(computed_numbers)} {units}"
+        question_years = frozenset(_YEAR.findall(question)) - set(computed_numbers)
         for sentence, cited in sentences:
-            if not terms(sentence)[0] and not terms(sentence)[1]:
+            words, numbers = terms(sentence)
+            if not words and not numbers:
                 continue
-            candidates = [self.passage_evidence(sentence, question_with_results, passages[i], i) for i in cited]
+            candidates = [
+                self.passage_evidence(sentence, question_with_results, passages[i], i, question_years) for i in cited
+            ]
             if not candidates:
                 scores.append(0.0)
                 continue
-            best = max(candidates, key=lambda e: (e.numbers_found, e.coverage + 0.5 * e.on_topic))
+            best = max(candidates, key=lambda e: (e.numbers_found, e.years_found, e.coverage + 0.5 * e.on_topic))
             supports.setdefault(best.passage, best.span)
+            if computed_numbers:
+                # A calculation over two passages is supported by a sentence in each.
+                for evidence in candidates:
+                    supports.setdefault(evidence.passage, evidence.span)
             unsupported_numbers |= not best.numbers_found
+            other_year |= not best.years_found
             instruction |= best.instruction
             # Coverage says the words come from the passage; on_topic says the passage answers this question.
             scores.append(min(1.0, 0.7 * best.coverage + 0.3 * min(1.0, 2 * best.on_topic)))
         score = min(scores) if scores else 0.0
-        if unsupported_numbers or instruction:
+        if unsupported_numbers or instruction or other_year:
             score = min(score, 0.2)
-        return Grounding(round(score, 4), supports, unsupported_numbers, instruction)
+        return Grounding(round(score, 4), supports, unsupported_numbers, instruction, other_year)

@@ -28,6 +28,7 @@ from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, cosine_relevance, make_retriever
 from rag.settings import RetrieverKind, Settings
 from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
+from rag.year_span import YearSpanSolver
 
 Stage = Literal["searching", "writing", "checking"]
 
@@ -125,7 +126,11 @@ class Pipeline:
         self.expander = ContextExpander(index, settings.sentence_window, settings.max_passage_chars)
         self.gate = RelevanceGate(settings.min_relevance)
         thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
-        self.checker = AnswerChecker(SupportJudge(generator), thresholds)
+        self.checker = AnswerChecker(SupportJudge(generator), thresholds, YearSpanSolver(self._document_text))
+
+    def _document_text(self, doc_id: str) -> str | None:
+        document = self.index.document(doc_id)
+        return document.text if document else None
 
     @classmethod
     def from_settings(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from index.types import Chunk
 
-AbstainReason = Literal["relevance_gate", "model", "unsupported", "calculation", "no_passages"]
+AbstainReason = Literal["relevance_gate", "model", "unsupported", "calculation", "off_question", "no_passages"]
 
 
 class ChatMessage(TypedDict):

@@ -11,6 +11,7 @@ import pytest
 from index.loaders import document_from_bytes, load_documents
 from index.sentences import sentence_spans
 from index.store import PassageIndex
+from rag.answer_fit import AnswerFit
 from rag.context import ContextExpander
 from rag.grounding import find_calculations, is_instruction, safe_eval
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
@@ -18,6 +19,7 @@ from rag.prompt import answer_messages
 from rag.settings import Settings
 from rag.testing import ScriptedGenerator
 from rag.types import Answer, Passage, Turn
+from rag.year_span import YearSpanSolver
 from tests.conftest import ARTICLE
 
 Reply = str | float | Callable[[list[dict[str, str]]], str]
@@ -93,7 +95,8 @@ class TestGates:
 
 
 class TestComputedAnswers:
-    QUESTION = "How many years after the last Soviet aircraft left Bagram Airfield did Gorbachev resign?"
+    # "How long", not "how many years": the draft's own calculation is checked, not replaced by rag.year_span.
+    QUESTION = "How long after the last Soviet aircraft left Bagram Airfield did Gorbachev resign?"
 
     def test_a_right_calculation_is_final(self, scripted: Callable[..., Pipeline]) -> None:
         answer = scripted(["2 years: 1991 - 1989 = 2 [1]."]).ask(self.QUESTION)
@@ -110,6 +113,39 @@ class TestComputedAnswers:
         assert answer.abstained and answer.abstain_reason == "calculation"
 
     @pytest.mark.parametrize(
+        ("question", "draft", "expected"),
+        [
+            ("How many years after Deng's U.S. visit did Gorbachev resign?", "10 years: 1991 - 1981 = 10 [1].", "12"),
+            (
+                "How many years apart were the Treaty of Aigun and the Treaty of Peking?",
+                "32 years: 1860 - 1828 = 32 [1].",
+                "2",
+            ),
+            # the clash's sentence states no year: it is narrated in 1969, two sentences earlier
+            (
+                "How many years passed between the Zhenbao Island clash and Deng's visit to the U.S.?",
+                "The documents don't say.",
+                "10",
+            ),
+        ],
+    )
+    def test_years_between_two_events_are_computed_from_the_passages(
+        self, scripted: Callable[..., Pipeline], question: str, draft: str, expected: str
+    ) -> None:
+        answer = scripted([draft, 0.99]).ask(question)
+        assert not answer.abstained, answer
+        assert answer.answer.startswith(f"{expected} years: ") and f"= {expected} " in answer.answer
+        assert answer.citations and all(c.support_start is not None for c in answer.citations)
+
+    def test_an_event_the_passages_do_not_date_leaves_the_draft_to_the_checks(
+        self, scripted: Callable[..., Pipeline]
+    ) -> None:
+        question = "How many years after the Treaty of Peking did the Berlin Wall fall?"
+        assert YearSpanSolver().events(question) == ("the Treaty of Peking", "the Berlin Wall fall")
+        answer = scripted(["The documents don't say."]).ask(question)
+        assert answer.abstained and answer.abstain_reason in ("model", "relevance_gate")
+
+    @pytest.mark.parametrize(
         ("text", "value"), [("1989 - 1979", 10.0), ("2 × 3 + 1", 7.0), ("1,000 / 4", 250.0), ("(5 - 1) * 2", 8.0)]
     )
     def test_safe_evaluator(self, text: str, value: float) -> None:
@@ -123,6 +159,62 @@ class TestComputedAnswers:
     def test_finds_calculations_in_prose(self) -> None:
         [calculation] = find_calculations("It took 55 years: 1987 - 1932 = 54 [1].")
         assert calculation.computed == "55" and not calculation.correct and calculation.operands == ["1987", "1932"]
+
+
+class TestAnswerFitsTheQuestion:
+    """Near-miss questions answered with a faithfully copied neighbouring fact are withheld as off_question."""
+
+    @pytest.mark.parametrize(
+        ("question", "reply"),
+        [
+            # the year the question names is not the supporting sentence's
+            ("What was the value of China-Russia trade in 2024?", "$240 billion [1]."),
+            ("How many Soviet divisions were on the Chinese border in 1979?", "42 divisions [1]."),
+            # a percentage asked for, a dollar figure given
+            ("What percentage of Russia's drones are built with Chinese components?", "300 million monthly [1]."),
+            # the answer only repeats the question
+            ("Which U.S. president did Deng Xiaoping meet in 1979?", "Deng Xiaoping [1]."),
+        ],
+    )
+    def test_near_miss_is_withheld(self, scripted: Callable[..., Pipeline], question: str, reply: str) -> None:
+        answer = scripted([reply, 0.99]).ask(question)
+        assert answer.abstained and answer.abstain_reason == "off_question", answer
+        assert answer.retracted and answer.confidence < 0.5
+
+    @pytest.mark.parametrize(
+        ("question", "reply"),
+        [
+            ("What was the value of China-Russia trade in 2023?", "$240 billion [1]."),
+            ("How many Soviet divisions were on the Chinese border in 1969?", "42 divisions [1]."),
+            # no year in the supporting sentence: the narrative's year (1969, two sentences earlier) counts
+            ("How long did the 1969 border conflict last?", "Two weeks [1]."),
+        ],
+    )
+    def test_the_same_facts_asked_rightly_are_answered(
+        self, scripted: Callable[..., Pipeline], question: str, reply: str
+    ) -> None:
+        answer = scripted([reply, 0.99]).ask(question)
+        assert not answer.abstained, answer
+
+    @pytest.mark.parametrize(
+        ("question", "answer", "computed", "fits"),
+        [
+            ("Which U.S. president did Deng meet?", "Deng", False, False),
+            ("Was it Putin or Xi who called?", "Putin", False, True),
+            ("What percentage of tools come from China?", "About 70%", False, True),
+            ("What share of tools come from China?", "Most of them", False, True),
+            ("By what percentage did investment fall?", "$168 billion", False, False),
+            ("How many people were displaced?", "Millions", False, True),
+            ("How many people were displaced?", "A great deal", False, False),
+            ("How many barrels a day?", "70%", False, False),
+            ("How many percentage points higher?", "20%: 90 - 70 = 20", True, True),
+            ("How many years apart were the treaties?", "2 years: 1860 - 1858 = 2", True, True),
+            ("In what year did he join?", "After the war", False, False),
+            ("In what year did he join?", "In 2003", False, True),
+        ],
+    )
+    def test_answer_shapes(self, question: str, answer: str, computed: bool, fits: bool) -> None:
+        assert (AnswerFit().problem(question, answer, computed) is None) is fits
 
 
 class TestDocumentFacts:

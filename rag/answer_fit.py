@@ -1,0 +1,66 @@
+"""Does the answer fit the question? Computable checks of what kind of answer was asked for.
+
+The evidence checks (`rag.grounding`) show that an answer's words come from a cited sentence; they cannot
+show that the sentence answers *this* question. Near-miss questions ("What percentage of Russia's drones…",
+"Which U.S. president did Deng meet…") were answered with text copied faithfully from a neighbouring fact.
+These checks catch the measurable part of that: an answer that only repeats the question, a percentage
+asked for and a dollar figure given, a count asked for and a share given, a year asked for and none given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.grounding import terms
+
+_MARKERS = re.compile(r"\s*\[[^\]]*\]")
+_PERCENT_QUESTION = re.compile(
+    r"\b(what|which)\s+(percentage|percent|share|proportion|fraction)\b|\bby\s+what\s+(percentage|percent)\b",
+    re.IGNORECASE,
+)
+_PERCENT_ANSWER = re.compile(
+    r"%|\bper\s?cent|\bpercent|\b(half|halves|thirds?|quarters?|fifths?|tenths?|majority|most|all|none)\b",
+    re.IGNORECASE,
+)
+_COUNT_QUESTION = re.compile(r"\bhow\s+many\s+(?P<unit>[a-z]+)", re.IGNORECASE)
+_QUANTITY = re.compile(
+    r"\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|"
+    r"thousands?|millions?|billions?|dozens?|several|few|many|numerous|none|no|single|both|once|twice)\b",
+    re.IGNORECASE,
+)
+_PERCENTAGE_ONLY = re.compile(r"\d[\d,.]*\s*(%|per\s?cent|percent)", re.IGNORECASE)
+_YEAR_QUESTION = re.compile(r"\b(what|which)\s+year\b", re.IGNORECASE)
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
+# An either-or question is answered by repeating one of its options.
+_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AnswerFit:
+    """Checks the shape of an answer against the shape of its question; `problem` says what does not fit."""
+
+    def problem(self, question: str, answer: str, computed: bool = False) -> str | None:
+        """None when the answer fits the question; otherwise a short reason, for logs and the eval report."""
+        text = _MARKERS.sub(" ", answer)
+        if not computed and not _CHOICE.search(question):
+            answer_words, answer_numbers = terms(text)
+            question_words, question_numbers = terms(question)
+            repeats = answer_words <= question_words and answer_numbers <= question_numbers
+            if (answer_words or answer_numbers) and repeats:
+                return "the answer only repeats the question"
+        if _PERCENT_QUESTION.search(question) and not _PERCENT_ANSWER.search(text):
+            return "a percentage was asked for and the answer gives none"
+        count = _COUNT_QUESTION.search(question)
+        if count is not None:
+            if not _QUANTITY.search(text):
+                return "a count was asked for and the answer gives no number"
+            unit = count.group("unit").lower()
+            if not unit.startswith("percent") and not computed:
+                numbers = re.findall(r"\d[\d,.]*", text)
+                if numbers and len(_PERCENTAGE_ONLY.findall(text)) == len(numbers):
+                    return "a count was asked for and the answer gives a percentage"
+        if _YEAR_QUESTION.search(question) and not _YEAR.search(text) and not computed:
+            return "a year was asked for and the answer gives none"
+        return None
