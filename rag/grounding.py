@@ -401,8 +401,11 @@ class EvidenceChecker:
             return years <= own
         if years <= set().union(*(sentence_terms[i][1] for i in near)):
             return True
-        earlier = next((years_of(i) for i in range(best - 1, -1, -1) if years_of(i)), None)
-        return earlier is None or years <= earlier
+        for i in range(best - 1, -1, -1):
+            earlier = years_of(i)
+            if earlier:
+                return years <= earlier
+        return True
 
     def check(
         self,
