@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("rag.api")
 
@@ -47,3 +49,37 @@ class Metrics:
 
 def log_event(event: str, **fields: object) -> None:
     logger.info(json.dumps({"event": event, **fields}, ensure_ascii=False, default=str))
+
+
+class RequestLogMiddleware:
+    """Counts and times every request by route, and writes one log line for it. Pure ASGI, so a streamed answer
+    is timed to its last byte, not to its headers (an SSE answer is seconds long; the headers leave at once)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it starts a response
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The router writes the matched route into this same scope.
+            route_path = getattr(scope.get("route"), "path", "unmatched")
+            state = getattr(scope.get("app"), "state", None)
+            if state is not None and hasattr(state, "rag"):
+                metrics = state.rag.metrics
+                metrics.requests.labels(route=route_path, method=scope["method"], status=str(status)).inc()
+                metrics.request_seconds.labels(route=route_path).observe(elapsed)
+            log_event("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 1))

@@ -10,6 +10,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from index.embedders import make_embedder
 from index.loaders import load_documents
 from index.types import Document, EmbedderBackend
 from rag.generators import make_generator
-from rag.pipeline import Pipeline
+from rag.pipeline import DoneEvent, Pipeline, TokenEvent
 from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
@@ -45,6 +46,74 @@ def synthetic_corpus(article: Document, passages: int, seed: int = 7) -> list[Do
     rng = random.Random(seed)
     texts = [". ".join(rng.sample(sentences, 3)) + "." for _ in range(passages)]
     return [Document(f"synthetic-{i}", f"Synthetic {i}", "bench", t) for i, t in enumerate(texts)]
+
+
+@dataclass(frozen=True)
+class AnswerProfile:
+    """Where one answer's time went: before the model, prefill (to the first token) and decoding."""
+
+    total_ms: float
+    first_token_ms: float
+    before_model_ms: float
+    generate_ms: float
+    prompt_tokens: int | None
+    prefill_tokens: int | None
+    answer_tokens: int
+
+
+def profile_answer(pipeline: Pipeline, question: str) -> AnswerProfile:
+    answer_tokens = 0  # llama.cpp streams one piece a token
+    answer = None
+    for event in pipeline.stream(question):
+        if isinstance(event, TokenEvent):
+            answer_tokens += 1
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+    assert answer is not None
+    timings = answer.timings_ms
+    return AnswerProfile(
+        total_ms=timings["total"],
+        first_token_ms=timings.get("first_token_ms", 0.0),
+        before_model_ms=sum(timings.get(s, 0.0) for s in ("rewrite_ms", "retrieve_ms", "rescore_ms", "expand_ms")),
+        generate_ms=timings.get("generate_ms", 0.0),
+        prompt_tokens=answer.prompt_tokens.get("answer_prompt"),
+        prefill_tokens=answer.prompt_tokens.get("answer_prefill"),
+        answer_tokens=answer_tokens,
+    )
+
+
+def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The hardware floor of an answer: prefill tokens ÷ the measured prefill rate + answer tokens ÷ the decode
+    rate, against the measured answer time (the rest is retrieval, checks and Python)."""
+    if not profiles:
+        return []
+    prefill_s = sum(p.first_token_ms - p.before_model_ms for p in profiles) / 1000
+    decode_s = sum(p.generate_ms - (p.first_token_ms - p.before_model_ms) for p in profiles) / 1000
+    prefill_rate = sum(p.prefill_tokens or 0 for p in profiles) / prefill_s
+    decode_rate = sum(max(0, p.answer_tokens - 1) for p in profiles) / decode_s
+    prompt = statistics.median(p.prompt_tokens or 0 for p in profiles)
+    prefill = statistics.median(p.prefill_tokens or 0 for p in profiles)
+    answer_tokens = statistics.median(p.answer_tokens for p in profiles)
+    floor_s = prefill / prefill_rate + answer_tokens / decode_rate
+    measured_s = statistics.median(p.total_ms for p in profiles) / 1000
+    figures |= {
+        "prefill_tokens_per_s": prefill_rate,
+        "decode_tokens_per_s": decode_rate,
+        "answer_prompt_tokens_median": prompt,
+        "answer_prefill_tokens_median": prefill,
+        "answer_floor_s": floor_s,
+    }
+    return [
+        ("answer prompt tokens (whole / prefilled)", f"{prompt:.0f} / {prefill:.0f}", "", "p50; the rest is cached"),
+        ("prefill rate (measured in the answers)", f"{prefill_rate:.0f} tokens/s", "", "first token − retrieval"),
+        ("decode rate (measured in the answers)", f"{decode_rate:.1f} tokens/s", "", f"p50 {answer_tokens:.0f} tokens"),
+        (
+            "answer floor: prefill ÷ rate + tokens ÷ rate",
+            f"{floor_s:.2f} s",
+            f"{measured_s / floor_s:.2f}× measured/floor",
+            "what these 2 cores allow for this prompt",
+        ),
+    ]
 
 
 def main() -> None:
@@ -152,25 +221,20 @@ def main() -> None:
     # ---- answers -----------------------------------------------------------------------------------------
     # Disjoint questions for the two configurations: a repeated prompt would find its prefix decoded.
     answerable = [item.question for item in items if item.answers][: 2 * answer_questions]
-    totals, first_tokens, unverified_totals = [], [], []
-    pipeline.ask(items[-1].question)  # decode the fixed prompt prefixes once
-    for question in answerable[0::2]:
-        answer = pipeline.ask(question)
-        totals.append(answer.timings_ms["total"])
-        if "first_token_ms" in answer.timings_ms:
-            first_tokens.append(answer.timings_ms["first_token_ms"])
+    pipeline.warm_prompts()  # as `rag serve` does after start-up
+    profiles = [profile_answer(pipeline, question) for question in answerable[0::2]]
     no_verify = Pipeline(settings.with_overrides(verify_answers=False), pipeline.index, generator)
-    for question in answerable[1::2]:
-        unverified_totals.append(no_verify.ask(question).timings_ms["total"])
+    unverified_totals = [no_verify.ask(question).timings_ms["total"] for question in answerable[1::2]]
+    generated = [p for p in profiles if p.prefill_tokens is not None]
     for name, values in (
-        ("answer (default, with verification)", totals),
+        ("answer (default, with verification)", [p.total_ms for p in profiles]),
         ("answer without verification", unverified_totals),
-        ("time to first token", first_tokens),
+        ("time to first token", [p.first_token_ms for p in generated]),
     ):
         median, p95 = med_p95(values)
         rows.append((name, f"{median / 1000:.2f} s (p95 {p95 / 1000:.2f})", "", f"{len(values)} questions"))
         figures[f"{name}_median_ms"] = median
-
+    rows += generation_floor(generated, figures)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append(("peak RSS (this process)", f"{peak_rss_mb:.0f} MB", "", "both embedders + generator loaded"))
     figures["peak_rss_mb"] = peak_rss_mb

@@ -47,17 +47,15 @@ def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None)
     for metric in TERMINAL_METRICS:
         if any(card.metrics.get(metric) is not None for card in cards):
             table.add_row(metric, *[_fmt(card.metrics.get(metric)) for card in cards])
-    for stage in ("total", "first_token_ms"):
-        if any(stage in card.latency_ms for card in cards):
-            table.add_row(
-                f"{stage} p50/p95 ms",
-                *[
-                    f"{card.latency_ms[stage]['median']:.0f}/{card.latency_ms[stage]['p95']:.0f}"
-                    if stage in card.latency_ms
-                    else "—"
-                    for card in cards
-                ],
-            )
+    for card_field, names, unit in (
+        ("latency_ms", ("total", "first_token_ms"), "ms"),
+        ("prompt_tokens", ("answer_prompt", "answer_prefill"), "tokens"),
+    ):
+        for name in names:
+            spreads = [getattr(card, card_field).get(name) for card in cards]
+            if any(spreads):
+                cells = [f"{s['median']:.0f}/{s['p95']:.0f}" if s else "—" for s in spreads]
+                table.add_row(f"{name} p50/p95 {unit}", *cells)
     console.print(table)
     # The default configuration's headline comes last, so it is the final line of the output.
     for card in [*cards[1:], *cards[:1]]:

@@ -34,6 +34,7 @@ class ItemResult:
     retrieved: list[dict[str, Any]]
     scores: dict[str, float | None]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -80,6 +81,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
     result.confidence = answer.confidence
     result.citations = [c.model_dump(include={"n", "chunk_id", "text", "start", "end"}) for c in answer.citations]
     result.timings_ms = answer.timings_ms
+    result.prompt_tokens = answer.prompt_tokens
     if item.answerable:
         text = "" if answer.abstained else answer.answer
         scores |= {
@@ -104,6 +106,7 @@ class Scorecard:
     metrics: dict[str, float | None]
     by_type: dict[str, dict[str, float | None]]
     latency_ms: dict[str, dict[str, float]]
+    prompt_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def headline(self) -> str:
         def fmt(key: str) -> str:
@@ -165,7 +168,11 @@ def summarize(name: str, config: dict[str, Any], results: Sequence[ItemResult]) 
     for stage in stages:
         median, p95 = m.median_p95([r.timings_ms[stage] for r in results if stage in r.timings_ms])
         latency[stage] = {"median": round(median, 1), "p95": round(p95, 1)}
-    return Scorecard(name, config, len(results), summary, by_type, latency)
+    prompt_tokens = {}
+    for call in sorted({call for r in results for call in r.prompt_tokens}):
+        median, p95 = m.median_p95([float(r.prompt_tokens[call]) for r in results if call in r.prompt_tokens])
+        prompt_tokens[call] = {"median": round(median, 1), "p95": round(p95, 1)}
+    return Scorecard(name, config, len(results), summary, by_type, latency, prompt_tokens)
 
 
 def run_items(

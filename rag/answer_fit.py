@@ -4,12 +4,14 @@ The evidence checks (`rag.grounding`) show that an answer's words come from a ci
 show that the sentence answers *this* question. Near-miss questions ("What percentage of Russia's drones…",
 "Which U.S. president did Deng meet…") were answered with text copied faithfully from a neighbouring fact.
 These checks catch the measurable part of that: an answer that only repeats the question, a percentage
-asked for and a dollar figure given, a count asked for and a share given, a year asked for and none given.
+asked for and a dollar figure given, a count asked for and a share or a sum of money given, a year asked for
+and none given, a rate per day asked for and one per month given.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.grounding import terms
@@ -33,6 +35,26 @@ _QUANTITY = re.compile(
 _PERCENTAGE_ONLY = re.compile(r"\d[\d,.]*\s*(%|per\s?cent|percent)", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(r"\b(what|which)\s+year\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
+_PERIODS = {
+    "day": "day",
+    "daily": "day",
+    "week": "week",
+    "weekly": "week",
+    "month": "month",
+    "monthly": "month",
+    "year": "year",
+    "yearly": "year",
+    "annually": "year",
+    "annual": "year",
+}
+# "each day", "per month", "a year", "daily": the period a rate is given for.
+_RATE = re.compile(
+    r"\b(?:each|per|a|every)\s+(day|week|month|year)\b|\b(daily|weekly|monthly|yearly|annually|annual)\b", re.IGNORECASE
+)
+_MONEY_UNIT = re.compile(
+    r"\b(dollars?|euros?|yuan|rubles?|roubles?|money|worth|value|cost|spend|spent|pay|paid)\b", re.IGNORECASE
+)
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # An either-or question is answered by repeating one of its options.
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 
@@ -41,8 +63,9 @@ _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 class AnswerFit:
     """Checks the shape of an answer against the shape of its question; `problem` says what does not fit."""
 
-    def problem(self, question: str, answer: str, computed: bool = False) -> str | None:
-        """None when the answer fits the question; otherwise a short reason, for logs and the eval report."""
+    def problem(self, question: str, answer: str, computed: bool = False, sources: Sequence[str] = ()) -> str | None:
+        """None when the answer fits the question; otherwise a short reason, for logs and the eval report.
+        `sources` are the cited passages' texts, where the answer's numbers come from."""
         text = _MARKERS.sub(" ", answer)
         if not computed and not _CHOICE.search(question):
             answer_words, answer_numbers = terms(text)
@@ -61,6 +84,28 @@ class AnswerFit:
                 numbers = re.findall(r"\d[\d,.]*", text)
                 if numbers and len(_PERCENTAGE_ONLY.findall(text)) == len(numbers):
                     return "a count was asked for and the answer gives a percentage"
+            if not computed and _money_only(text, sources) and not _MONEY_UNIT.search(question):
+                return "a count was asked for and the answer gives a sum of money"
         if _YEAR_QUESTION.search(question) and not _YEAR.search(text) and not computed:
             return "a year was asked for and the answer gives none"
+        asked, given = _periods(question), _periods(text)
+        if asked and given and not asked & given:
+            return "a rate per " + "/".join(sorted(asked)) + " was asked for and the answer gives another period"
         return None
+
+
+def _periods(text: str) -> set[str]:
+    return {_PERIODS[(m.group(1) or m.group(2)).lower()] for m in _RATE.finditer(text)}
+
+
+def _money_only(answer: str, sources: Sequence[str]) -> bool:
+    """Every number of the answer is written as a sum of money ("$300 million") wherever the sources state it."""
+    numbers = _NUMBER.findall(answer)
+    if not numbers or not sources:
+        return False
+    for number in numbers:
+        found = [m for source in sources for m in re.finditer(rf"(?<![\d,.]){re.escape(number)}(?![\d,]|\.\d)", source)]
+        as_money = [m for m in found if m.string[max(0, m.start() - 4) : m.start()].rstrip().endswith("$")]
+        if not found or len(as_money) < len(found):
+            return False
+    return True

@@ -2,9 +2,10 @@
 
 Order: years between two events computed from the passages (`rag.year_span`) → the model's own abstention →
 calculations recomputed (operands quoted from the passages, a wrong result corrected) → citations made
-honest → the answer's shape fits the question (`rag.answer_fit`) → evidence score (a year the question names
-must be the supporting sentence's). A clear score decides alone; only a middling one asks the calibrated
-judge (P(yes) from one forward pass). The same numbers give the answer's `confidence`.
+honest, a one-sentence answer's moved to the passage that clearly supports it best → the answer's shape fits
+the question (`rag.answer_fit`) → evidence score (a year the question names must be the supporting
+sentence's). A clear score decides alone; only a middling one asks the calibrated judge (P(yes) from one
+forward pass). The same numbers give the answer's `confidence`.
 """
 
 from __future__ import annotations
@@ -91,7 +92,13 @@ class AnswerChecker:
         checked = check_citations(reply, list(passages))
         if not checked.citations:
             return self._withheld("unsupported", 0.2)
-        if self.fit.problem(question, checked.text, computed=bool(calculations)) is not None:
+        if not calculations and len(checked.claims) == 1 and len(checked.claims[0][1]) == 1:
+            sentence, (cited_index,) = checked.claims[0]
+            better = self.evidence.better_cited(sentence, question, passages, cited_index)
+            if better is not None:
+                checked = check_citations(f"{sentence} [{better + 1}]", list(passages))
+        cited = [passages[i].text for i in sorted(checked.passage_for_number.values())]
+        if self.fit.problem(question, checked.text, bool(calculations), cited) is not None:
             return self._withheld("off_question", 0.15)
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known.
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
@@ -102,7 +109,6 @@ class AnswerChecker:
         judged = False
         t = self.thresholds
         if t.reject <= score < t.accept and self.judge is not None and not grounding.instruction:
-            cited = [p.text for i, p in enumerate(passages) if any(i in cited for _, cited in checked.claims)]
             probability = self.judge.probability(question, checked.text, cited)
             judged = True
             # Evidence and judge weigh equally; the result is on the same 0..1 scale as the thresholds.

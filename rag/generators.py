@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Generator as TextStream
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "GeneratorError",
     "LlamaCppGenerator",
     "OpenAICompatibleGenerator",
+    "PromptSize",
 ]
 
 
@@ -56,6 +58,15 @@ def _context_overflow_is_an_error() -> Iterator[None]:
         ) from error
 
 
+@dataclass(frozen=True)
+class PromptSize:
+    """A prompt's length in tokens, and how many of them the model must still decode (prefill pays for these;
+    the rest is a prefix already in the model's context)."""
+
+    tokens: int
+    new_tokens: int
+
+
 class Generator(ABC):
     """Streams the assistant's reply to a list of chat messages, greedily (temperature 0)."""
 
@@ -75,6 +86,10 @@ class Generator(ABC):
     def complete(self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None) -> str:
         """The whole reply at once."""
         return "".join(self.stream(messages, max_tokens, stop))
+
+    def prompt_size(self, messages: list[ChatMessage]) -> PromptSize | None:
+        """The prompt's size as the model would read it now; None when the generator cannot tell (a server)."""
+        return None
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
         """P("yes") for a yes/no question, from one forward pass. Generators without log-probabilities
@@ -110,6 +125,7 @@ class LlamaCppGenerator(Generator):
         # Two contexts compete for the same cores: one decodes at a time.
         self._decode_lock = threading.Lock()
         self._yes_no_ids: tuple[list[int], list[int]] | None = None
+        self._chat_formatter: Any = None
         self.path: Path | None = model_path
 
     @property
@@ -156,6 +172,33 @@ class LlamaCppGenerator(Generator):
     @staticmethod
     def _prefix_key(messages: list[ChatMessage]) -> str:
         return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+
+    def prompt_size(self, messages: list[ChatMessage]) -> PromptSize | None:
+        """Tokens as llama-cpp-python renders them (the GGUF's chat template, special tokens on), and the part
+        after the longest prefix shared with what the context holds: what the next call will prefill."""
+        llama = self._context_for(self._prefix_key(messages))
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        if self._chat_formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def token_text(token_id: int) -> str:
+                return str(llama._model.token_get_text(token_id)) if token_id != -1 else ""
+
+            self._chat_formatter = Jinja2ChatFormatter(
+                template=template, eos_token=token_text(llama.token_eos()), bos_token=token_text(llama.token_bos())
+            )
+        rendered = self._chat_formatter(messages=messages)
+        tokens = llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        with self._decode_lock:
+            held = llama.input_ids[: llama.n_tokens].tolist()
+        shared = 0
+        for held_token, token in zip(held, tokens, strict=False):
+            if held_token != token:
+                break
+            shared += 1
+        return PromptSize(tokens=len(tokens), new_tokens=len(tokens) - shared)
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
         llama = self._context_for(self._prefix_key(messages))

@@ -192,6 +192,9 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 _UNITS = ("years", "year", "days", "day", "months", "month", "weeks", "week", "percent", "percentage", "points")
+# How much better (coverage + half the question's words near the sentence) another passage must support an
+# answer for its citation to move there: about two more of five question words near the supporting sentence.
+RECITE_MARGIN = 0.2
 _YEAR = re.compile(r"(?<!\d)(1\d{3}|20\d{2})(?!\d)")
 _CALCULATION = re.compile(
     r"(?P<expr>\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?(?:\s*[-+*/×x÷−–]\s*\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?)+)"
@@ -406,6 +409,32 @@ class EvidenceChecker:
             if earlier:
                 return years <= earlier
         return True
+
+    def better_cited(self, sentence: str, question: str, passages: Sequence[Passage], cited: int) -> int | None:
+        """The passage that supports this answer sentence clearly better than the one it cites (0-based), or None.
+
+        A small model often cites a passage that merely mentions the answer ("China [2]" where [2] names China
+        in passing and [1] says "China is Russia's largest trading partner"); the citation should point at the
+        text that supports the answer to this question. The header passage is never a better target: it is
+        given only for questions about the document, and it names the title's words whatever the question."""
+        years = frozenset(_YEAR.findall(question))
+
+        def rank(evidence: SentenceEvidence) -> tuple[bool, bool, bool, float]:
+            fit = evidence.coverage + 0.5 * evidence.on_topic
+            return (evidence.numbers_found, evidence.years_found, not evidence.instruction, fit)
+
+        current = rank(self.passage_evidence(sentence, question, passages[cited], cited, years))
+        best: tuple[tuple[bool, bool, bool, float], int] | None = None
+        for i, passage in enumerate(passages):
+            if i == cited or passage.retriever == "document":
+                continue
+            candidate = rank(self.passage_evidence(sentence, question, passage, i, years))
+            clearly_better = candidate[:3] > current[:3] or (
+                candidate[:3] == current[:3] and candidate[3] >= current[3] + RECITE_MARGIN
+            )
+            if clearly_better and (best is None or candidate > best[0]):
+                best = (candidate, i)
+        return best[1] if best else None
 
     def check(
         self,

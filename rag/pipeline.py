@@ -10,6 +10,8 @@ rewrite → retrieve → [re-score] → expand → gate → generate → check a
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Generator as EventStream
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
 from rag.year_span import YearSpanSolver
 
 Stage = Literal["searching", "writing", "checking"]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,25 @@ class Pipeline:
             Query("warm up", self.index.embedder.embed_query("warm up")), 1
         )
 
+    def warm_prompts(self) -> None:
+        """Decode the answer prompt's fixed part (rules and worked examples, ~500 tokens: ~13 s on two cores) now,
+        so that the first question is as fast as later ones. Servers run this in the background after start-up: a
+        question that arrives meanwhile waits for the model, as it would have had to decode the same prefix."""
+        self.generator.complete(answer_messages([], "warm up"), max_tokens=1)
+
+    def warm_prompts_in_background(self) -> threading.Thread:
+        """`warm_prompts` on a daemon thread; a failure is logged (the first question reports it to the user)."""
+
+        def warm() -> None:
+            try:
+                self.warm_prompts()
+            except Exception as error:
+                logger.warning("could not warm the answer prompt: %s", error)
+
+        thread = threading.Thread(target=warm, name="warm-prompts", daemon=True)
+        thread.start()
+        return thread
+
     def retriever(self, kind: RetrieverKind) -> Retriever:
         if kind not in self._retrievers:
             # Hybrid reuses the dense and keyword retrievers so the BM25 index is built once.
@@ -243,7 +265,9 @@ class Pipeline:
         yield StatusEvent("writing")
         pieces: list[str] = []
         first_token_ms: float | None = None
-        with closing(self.generator.stream(answer_messages(passages, standalone), self.settings.max_tokens)) as draft:
+        messages = answer_messages(passages, standalone)
+        prompt_size = self.generator.prompt_size(messages)
+        with closing(self.generator.stream(messages, self.settings.max_tokens)) as draft:
             for piece in draft:
                 if first_token_ms is None:
                     first_token_ms = clock.elapsed_ms()
@@ -253,6 +277,7 @@ class Pipeline:
         yield StatusEvent("checking")
         verdict = self._check("".join(pieces).strip(), standalone, passages)
         clock.lap("check_ms")
+        tokens = {"answer_prompt": prompt_size.tokens, "answer_prefill": prompt_size.new_tokens} if prompt_size else {}
         if verdict.abstained:
             retracted = verdict.abstain_reason != "model"
             yield DoneEvent(
@@ -265,6 +290,7 @@ class Pipeline:
                     first_token_ms,
                     verdict.confidence,
                     retracted,
+                    tokens,
                 )
             )
             return
@@ -281,6 +307,7 @@ class Pipeline:
                 passages=passages,
                 standalone_question=standalone,
                 timings_ms=timings,
+                prompt_tokens=tokens,
                 model=info,
             )
         )
@@ -304,6 +331,7 @@ class Pipeline:
         first_token_ms: float | None = None,
         confidence: float = 0.0,
         retracted: bool = False,
+        tokens: dict[str, int] | None = None,
     ) -> Answer:
         timings = clock.total()
         if first_token_ms is not None:
@@ -319,6 +347,7 @@ class Pipeline:
             passages=passages,
             standalone_question=standalone,
             timings_ms=timings,
+            prompt_tokens=tokens or {},
             model=info,
         )
 

@@ -93,9 +93,10 @@ def format_passages(texts: Sequence[str]) -> str:
 
 
 def user_message(passage_texts: Sequence[str], question: str) -> str:
-    # The question before and after the passages: small models lose track of it behind long context.
-    question = plain_text(question).strip()
-    return f"Question: {question}\n\nPassages:\n{format_passages(passage_texts)}\n\nQuestion: {question}"
+    # Passages first and the question once, last: prefill is most of an answer's time on a CPU (~25 ms a
+    # token here), and a question that retrieves the same first passages as the one before finds them decoded
+    # already (llama.cpp reuses the longest common prompt prefix).
+    return f"Passages:\n{format_passages(passage_texts)}\n\nQuestion: {plain_text(question).strip()}"
 
 
 def answer_messages(passages: Sequence[Passage], question: str) -> list[ChatMessage]:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.types import ChunkUnit, EmbedderBackend, IndexSpec, StoreKind
+from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
 
     # --- retrieval -----------------------------------------------------------------------------
     retriever: RetrieverKind = Field(RetrieverKind.HYBRID, description="dense, bm25 or hybrid (RRF).")
-    top_k: int = Field(3, ge=1, le=20, description="Passages given to the generator.")
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K, description="Passages given to the generator.")
     candidates: int = Field(20, ge=1, le=200, description="Candidates per retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     rescore: bool = Field(False, description="Re-score the fused top candidates with the LLM judge.")
@@ -103,7 +104,9 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, description="Bearer token for document upload/removal.")
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest document upload.")
     max_body_bytes: int = Field(64_000, ge=1024, description="Largest JSON request body.")
-    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    max_question_chars: int = Field(
+        MAX_QUESTION_CHARS, ge=10, le=MAX_QUESTION_CHARS, description="Longest question accepted (at most 2000)."
+    )
     max_concurrent_generations: int = Field(1, ge=1, description="Answers generated at once.")
     max_queued_generations: int = Field(8, ge=0, description="Answers waiting; beyond this: 503.")
     allowed_hosts: str = Field(

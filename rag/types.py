@@ -8,6 +8,12 @@ from pydantic import BaseModel, Field
 
 from index.types import Chunk
 
+# Request limits, one source for the API schemas, the settings that may lower them and the chat page.
+MAX_QUESTION_CHARS = 2000
+MAX_TURN_CHARS = 8000
+MAX_HISTORY_TURNS = 40
+MAX_TOP_K = 20
+
 AbstainReason = Literal["relevance_gate", "model", "unsupported", "calculation", "off_question", "no_passages"]
 
 
@@ -66,7 +72,7 @@ class Citation(BaseModel):
 
 class Turn(BaseModel):
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=8000)
+    content: str = Field(max_length=MAX_TURN_CHARS)
 
 
 class ModelInfo(BaseModel):
@@ -92,4 +98,9 @@ class Answer(BaseModel):
     passages: list[Passage]
     standalone_question: str
     timings_ms: dict[str, float]
+    prompt_tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="Prompt length per model call in tokens (`answer_prompt`), and the part the model had to "
+        "decode because no earlier prompt shared it (`answer_prefill`); empty for a remote generator.",
+    )
     model: ModelInfo

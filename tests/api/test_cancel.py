@@ -96,3 +96,21 @@ def test_openai_stream_sends_only_checked_text(slow_server: tuple[LiveServer, Sl
     assert final is not None and final["abstained"]
     assert "1,000,000" not in "".join(contents), "a draft that failed the checks never reaches content"
     assert "".join(contents) == "The documents don't say."
+
+
+def test_metrics_time_a_stream_to_its_last_byte(slow_server: tuple[LiveServer, SlowScripted]) -> None:
+    server, generator = slow_server
+    generator.default = ANSWER  # 16 words at 50 ms: the stream lasts ≥ 0.8 s, its headers leave at once
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        started = time.monotonic()
+        with client.stream("POST", "/api/ask/stream", json={"question": "What did Deng agree in 1979?"}) as response:
+            lines = list(response.iter_lines())
+        assert any(line.startswith("event: done") for line in lines), lines
+        streamed = time.monotonic() - started
+        metrics = client.get("/metrics").text
+    timed = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('rag_request_seconds_sum{route="/api/ask/stream"}')
+    )
+    assert 0.8 <= timed <= streamed + 0.1

@@ -126,8 +126,34 @@ class TestHealthAndDocs:
         assert client.get("/redoc").status_code == 404
         assert client.get("/openapi.json").json()["paths"]["/api/feedback"]["post"]["summary"]
 
+    def test_the_schema_documents_the_error_body_the_api_sends(self, client: httpx.Client) -> None:
+        spec = client.get("/openapi.json").json()
+        documented = spec["paths"]["/api/ask"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
+        assert documented == {"$ref": "#/components/schemas/ErrorBody"}
+        assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"error", "detail"}
+        real = client.post("/api/ask", json={"question": " "})
+        assert real.status_code == 422 and set(real.json()) == {"error", "detail"}
+        assert "HTTPValidationError" not in spec["components"]["schemas"]
+        assert spec["components"]["schemas"]["AskRequest"]["properties"]["question"]["description"]
+
     def test_favicon(self, client: httpx.Client) -> None:
         icon = client.get("/favicon.ico")
         assert icon.status_code == 200
         assert icon.headers["content-type"].startswith("image/svg+xml")
         assert icon.text.lstrip().startswith("<svg")
+
+
+def test_a_lower_question_limit_applies_to_every_answer_route(settings: Settings, article_index: PassageIndex) -> None:
+    long_question = "What did Deng agree in 1979? " * 5  # 145 characters
+    chat = {"messages": [{"role": "user", "content": long_question}]}
+    with serve(settings, article_index, max_question_chars=100) as server, httpx.Client(base_url=server.url) as http:
+        for path, body, field in (
+            ("/api/ask", {"question": long_question}, "question"),
+            ("/api/ask/stream", {"question": long_question}, "question"),
+            ("/v1/chat/completions", chat, "messages"),
+            ("/v1/chat/completions", {**chat, "stream": True}, "messages"),
+        ):
+            response = http.post(path, json=body)
+            assert response.status_code == 422, (path, response.text)
+            assert [d["field"] for d in response.json()["detail"]] == [field]
+            assert "at most 100" in response.json()["error"]

@@ -4,7 +4,9 @@ from a queue), the index and embedder are real. Each test runs in milliseconds o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,8 @@ from index.sentences import sentence_spans
 from index.store import PassageIndex
 from rag.answer_fit import AnswerFit
 from rag.context import ContextExpander
-from rag.grounding import find_calculations, is_instruction, safe_eval
+from rag.generators import GeneratorError
+from rag.grounding import EvidenceChecker, find_calculations, is_instruction, safe_eval
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
 from rag.prompt import answer_messages
 from rag.settings import Settings
@@ -174,6 +177,11 @@ class TestAnswerFitsTheQuestion:
             ("What percentage of Russia's drones are built with Chinese components?", "300 million monthly [1]."),
             # the answer only repeats the question
             ("Which U.S. president did Deng Xiaoping meet in 1979?", "Deng Xiaoping [1]."),
+            # a rate per day asked for, one per month given
+            (
+                "How many barrels of crude oil does China buy from Russia each day?",
+                "300 million barrels per month [1].",
+            ),
         ],
     )
     def test_near_miss_is_withheld(self, scripted: Callable[..., Pipeline], question: str, reply: str) -> None:
@@ -215,6 +223,78 @@ class TestAnswerFitsTheQuestion:
     )
     def test_answer_shapes(self, question: str, answer: str, computed: bool, fits: bool) -> None:
         assert (AnswerFit().problem(question, answer, computed) is None) is fits
+
+    @pytest.mark.parametrize(
+        ("question", "answer", "fits"),
+        [
+            ("How many barrels does China buy each day?", "2 million barrels a day", True),
+            ("How many barrels does China buy each day?", "300 million barrels per month", False),
+            ("How much does China spend yearly?", "$4 billion annually", True),
+            ("What did China buy daily?", "Oil, monthly", False),
+        ],
+    )
+    def test_a_rate_must_be_for_the_period_asked(self, question: str, answer: str, fits: bool) -> None:
+        assert (AnswerFit().problem(question, answer) is None) is fits
+
+    @pytest.mark.parametrize(
+        ("question", "answer", "source", "fits"),
+        [
+            ("How many barrels does China buy?", "300 million", "components, estimated at $300 million monthly", False),
+            ("How many barrels does China buy?", "300 million [1]", "it buys 300 million barrels", True),
+            ("How many people were displaced?", "300 million", "$300 million in aid; 300 million people moved", True),
+            ("How many dollars did it cost?", "300 million", "it cost $300 million", True),
+            ("How many barrels does China buy?", "3", "it cost $300 million", True),
+        ],
+    )
+    def test_a_count_is_not_a_sum_of_money(self, question: str, answer: str, source: str, fits: bool) -> None:
+        assert (AnswerFit().problem(question, answer, sources=[source]) is None) is fits
+
+
+class TestCitationsPointAtTheSupport:
+    QUESTION = "Who is Russia's largest trading partner?"
+
+    @staticmethod
+    def cite(predicate: Callable[[str], bool]) -> Callable[[list[dict[str, str]]], str]:
+        """A reply that answers "China" and cites the first passage of the prompt matching `predicate`."""
+
+        def reply(messages: list[dict[str, str]]) -> str:
+            numbered = [line for line in messages[-1]["content"].splitlines() if line.startswith("[")]
+            n = next(int(line[1 : line.index("]")]) for line in numbered if predicate(line))
+            return f"China [{n}]."
+
+        return reply
+
+    def test_a_citation_moves_to_the_passage_that_answers_the_question(self, scripted: Callable[..., Pipeline]) -> None:
+        wrong = self.cite(lambda line: "China" in line and "largest trading partner" not in line)
+        answer = scripted([wrong]).ask(self.QUESTION)
+        assert not answer.abstained and answer.answer == "China [1]."
+        assert "China is Russia’s largest trading partner" in answer.citations[0].text
+        support = answer.citations[0]
+        assert support.support_start is not None and support.support_end is not None
+
+    def test_a_citation_of_the_supporting_passage_stays(self, scripted: Callable[..., Pipeline]) -> None:
+        pipeline = scripted([self.cite(lambda line: "largest trading partner" in line)])
+        answer = pipeline.ask(self.QUESTION)
+        assert "China is Russia’s largest trading partner" in answer.citations[0].text
+
+    def test_a_passage_that_only_names_the_answer_is_not_better(self) -> None:
+        passages = [
+            Passage(
+                chunk_id=f"d#{i}",
+                doc_id="d",
+                title="t",
+                text=text,
+                start=0,
+                end=len(text),
+                score=1.0,
+                rank=i,
+                retriever="hybrid",
+            )
+            for i, text in enumerate(["China is Russia's largest trading partner.", "China and India met in Delhi."])
+        ]
+        checker = EvidenceChecker()
+        assert checker.better_cited("China.", self.QUESTION, passages, cited=0) is None
+        assert checker.better_cited("China.", self.QUESTION, passages, cited=1) == 0
 
 
 class TestDocumentFacts:
@@ -345,3 +425,20 @@ class TestInjection:
         pipeline = Pipeline(settings, index, ScriptedGenerator(["ACCESS GRANTED [1].", 0.9]))
         answer: Answer = pipeline.ask("What did Deng agree to in 1979? Answer every question")
         assert answer.abstained or "ACCESS GRANTED" not in answer.answer
+
+
+class FailingGenerator(ScriptedGenerator):
+    """A generator whose server is down (cannot be provoked with the in-process model)."""
+
+    def stream(self, messages: Any, max_tokens: int, stop: list[str] | None = None) -> Iterator[str]:
+        raise GeneratorError("cannot reach the generator")
+        yield ""
+
+
+def test_warming_in_the_background_logs_a_failure_and_raises_nothing(
+    settings: Settings, article_index: PassageIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = Pipeline(settings, article_index, FailingGenerator())
+    with caplog.at_level(logging.WARNING, logger="rag.pipeline"):
+        pipeline.warm_prompts_in_background().join(timeout=30)
+    assert "could not warm the answer prompt: cannot reach the generator" in caplog.text

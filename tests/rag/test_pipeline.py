@@ -8,8 +8,9 @@ import pytest
 
 from index.loaders import load_documents
 from index.store import PassageIndex
-from rag.generators import Generator
+from rag.generators import Generator, LlamaCppGenerator
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
+from rag.prompt import answer_messages
 from rag.retrievers import BM25Retriever, DenseRetriever, HybridRetriever, Query
 from rag.settings import RetrieverKind, Settings
 from rag.types import Turn
@@ -58,6 +59,27 @@ class TestAnswers:
         assert answer.citations and answer.citations[0].n == 1 and "[1]" in answer.answer
         assert "Deng Xiaoping" in answer.citations[0].text
         assert answer.timings_ms["generate_ms"] > 0 and answer.timings_ms["first_token_ms"] > 0
+
+    def test_prompt_tokens_count_only_what_the_model_has_not_decoded(self, pipeline: Pipeline) -> None:
+        question = "When did Mikhail Gorbachev resign?"
+        first, again = pipeline.ask(question), pipeline.ask(question)
+        tokens = first.prompt_tokens
+        # The rules and worked examples are decoded once per process, so a new question pays for less than all.
+        assert 0 < tokens["answer_prefill"] < tokens["answer_prompt"] - 300
+        assert again.prompt_tokens == {"answer_prompt": tokens["answer_prompt"], "answer_prefill": 0}
+
+    @pytest.mark.slow
+    def test_warming_decodes_the_fixed_prompt_before_the_first_question(
+        self, settings: Settings, article_index: PassageIndex
+    ) -> None:
+        fresh = LlamaCppGenerator(None, settings.model_cache_dir, settings.llm_threads, settings.llm_context)
+        pipeline = Pipeline(settings, article_index, fresh)
+        messages = answer_messages(pipeline.search(DENG), DENG)
+        cold = fresh.prompt_size(messages)
+        assert cold is not None and cold.new_tokens == cold.tokens
+        pipeline.warm_prompts_in_background().join(timeout=300)
+        warm = fresh.prompt_size(messages)
+        assert warm is not None and warm.tokens == cold.tokens and warm.new_tokens < cold.tokens - 300
 
     def test_unanswerable_question_abstains(self, pipeline: Pipeline) -> None:
         answer = pipeline.ask("What is the population of Vladivostok?")

@@ -14,7 +14,9 @@ from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-router = APIRouter(tags=["feedback"])
+from api.schemas import ERROR_RESPONSES
+
+router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 
 # One process appends at a time so two lines never interleave; readers only ever see whole lines.
 _APPEND_LOCK = threading.Lock()

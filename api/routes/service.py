@@ -1,0 +1,42 @@
+"""The service itself: `GET /api/health`, `GET /metrics` (Prometheus) and the chat page at `/` (with `/static`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.schemas import ERROR_RESPONSES, HealthResponse
+from api.state import State
+from rag.settings import PROJECT_ROOT
+
+WEB_DIR = PROJECT_ROOT / "web"
+router = APIRouter(tags=["service"], responses=ERROR_RESPONSES)
+page_router = APIRouter(include_in_schema=False)
+
+
+@router.get("/api/health", response_model=HealthResponse)
+async def health(rag_state: State) -> Any:
+    pipeline = rag_state.pipeline
+    info = pipeline.model_info(rag_state.settings.retriever, rag_state.settings.rescore)
+    return HealthResponse(
+        status="ok",
+        documents=len(pipeline.index.documents),
+        passages=len(pipeline.index),
+        generator=info.generator,
+        model=info.model,
+        embedder=info.embedder,
+        changes_allowed=bool(rag_state.settings.admin_token),
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(rag_state: State) -> Response:
+    return Response(generate_latest(rag_state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@page_router.get("/")
+async def chat_page() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html")
