@@ -532,8 +532,9 @@ class TestSlowClients:
 
 
 # ---- A2: a question within the character limit that overflows the model's context (real model) ----------
-# English first so it passes the relevance gate and reaches the model; ~1,300 tokens of CJK after it.
-OVERFLOWING = ("What did Deng agree in 1979? " + "邓小平一九七九年访问美国时同意了什么？" * 200)[:2000]
+# English first so it passes the relevance gate and reaches the model; then CJK (what the embedder reads of
+# it: its first 256 tokens) and a rare character the model's tokenizer spends three tokens on: ~4,500 tokens.
+OVERFLOWING = ("What did Deng agree in 1979? " + "邓小平一九七九年访问美国时同意了什么？" * 30 + "𠜎" * 2000)[:2000]
 
 
 @pytest.fixture(scope="module")
