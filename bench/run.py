@@ -45,7 +45,8 @@ def synthetic_corpus(article: Document, passages: int, seed: int = 7) -> list[Do
     sentences = [s.strip() for s in article.text.replace("\n", " ").split(". ") if len(s.split()) > 5]
     rng = random.Random(seed)
     texts = [". ".join(rng.sample(sentences, 3)) + "." for _ in range(passages)]
-    return [Document(f"synthetic-{i}", f"Synthetic {i}", "bench", t) for i, t in enumerate(texts)]
+    # Each its own source: a document whose source is already indexed replaces it.
+    return [Document(f"synthetic-{i}", f"Synthetic {i}", f"bench:{i}", t) for i, t in enumerate(texts)]
 
 
 @dataclass(frozen=True)
