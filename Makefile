@@ -48,10 +48,9 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-# The injection corpus run is measured apart (`make injection`): its last run hijacked 4 of 37 answers
-# before the instruction filter was widened, and it has not been re-run since (README, Security).
+# Everything, the real-model injection corpus run included (~3 min; 0 of 37 answers hijacked on 2026-11-30).
 pytest: dev
-	$(BIN)/pytest -m "not injection" $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 injection: dev
 	$(BIN)/pytest -m injection $(PYTEST_ARGS)
