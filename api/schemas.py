@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from rag.types import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, MAX_TOP_K, Passage, Turn
 
 
-def _require_text(value: str) -> str:
+def require_text(value: str) -> str:
+    """A field validator: the text must not be empty or only whitespace."""
     if not value.strip():
         raise ValueError("must contain text, not only whitespace")
     return value
@@ -93,7 +94,7 @@ class AskRequest(RequestBody):
         description="Passages the model reads (default: the server's `RAG_TOP_K`).",
     )
 
-    _not_blank = field_validator("question")(_require_text)
+    _not_blank = field_validator("question")(require_text)
 
 
 class SearchRequest(RequestBody):
@@ -108,7 +109,7 @@ class SearchRequest(RequestBody):
         None, ge=1, le=50, strict=True, description="How many passages (default: the server's `RAG_TOP_K`)."
     )
 
-    _not_blank = field_validator("query")(_require_text)
+    _not_blank = field_validator("query")(require_text)
 
 
 class SearchResponse(BaseModel):

@@ -81,7 +81,7 @@ class AnswerFit:
                 return "a count was asked for and the answer gives no number"
             unit = count.group("unit").lower()
             if not unit.startswith("percent") and not computed:
-                numbers = re.findall(r"\d[\d,.]*", text)
+                numbers = _NUMBER.findall(text)
                 if numbers and len(_PERCENTAGE_ONLY.findall(text)) == len(numbers):
                     return "a count was asked for and the answer gives a percentage"
             if not computed and _money_only(text, sources) and not _MONEY_UNIT.search(question):

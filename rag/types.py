@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from index.types import Chunk
 
-# Request limits, one source for the API schemas, the settings that may lower them and the chat page.
+# Request limits, one source for the API schemas and the settings that may lower them (the chat page, a static
+# file, repeats the question limit in web/app.js).
 MAX_QUESTION_CHARS = 2000
 MAX_TURN_CHARS = 8000
 MAX_HISTORY_TURNS = 40

@@ -14,18 +14,13 @@ from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import ERROR_RESPONSES
+from api.schemas import ERROR_RESPONSES, require_text
+from rag.types import MAX_QUESTION_CHARS, MAX_TURN_CHARS
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 
 # One process appends at a time so two lines never interleave; readers only ever see whole lines.
 _APPEND_LOCK = threading.Lock()
-
-
-def _require_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must contain text, not only whitespace")
-    return value
 
 
 class FeedbackCitation(BaseModel):
@@ -54,8 +49,8 @@ class FeedbackRequest(BaseModel):
         },
     )
 
-    question: str = Field(min_length=1, max_length=2000, description="The question as the user typed it.")
-    answer: str = Field(min_length=1, max_length=8000, description="The answer text the user rated.")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question as the user typed it.")
+    answer: str = Field(min_length=1, max_length=MAX_TURN_CHARS, description="The answer text the user rated.")
     rating: Literal["up", "down"] = Field(description="`up`: a good answer; `down`: a bad one.")
     note: str | None = Field(None, max_length=2000, description="What was good or wrong, in the user's words.")
     abstained: bool | None = Field(None, description="Whether the rated answer was an abstention.")
@@ -63,7 +58,7 @@ class FeedbackRequest(BaseModel):
         default_factory=list, max_length=20, description="The passages the rated answer cited."
     )
 
-    _not_blank = field_validator("question", "answer")(_require_text)
+    _not_blank = field_validator("question", "answer")(require_text)
 
 
 class FeedbackResponse(BaseModel):
