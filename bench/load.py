@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +20,7 @@ from rich.table import Table
 
 from eval.gold import ARTICLE_GOLD, load_gold
 from rag.settings import PROJECT_ROOT
+from rag.testing import ServeProcess
 
 SEARCH_REQUESTS = {1: 200, 8: 1000, 64: 2000}
 ASK_REQUESTS = {1: 6, 8: 24, 64: 128}
@@ -63,38 +60,13 @@ async def hammer(url: str, path: str, bodies: list[dict[str, object]], concurren
     return outcome
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="Fewer requests.")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RAG_INDEX_DIR": str(PROJECT_ROOT / "var" / "bench-index")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("the server did not start")
+    with ServeProcess({"RAG_INDEX_DIR": str(PROJECT_ROOT / "var" / "bench-index")}) as server:
+        url = server.url
         process = psutil.Process(server.pid)
         items = load_gold(ARTICLE_GOLD)
         search_bodies: list[dict[str, object]] = [{"query": i.question} for i in items]
@@ -139,9 +111,6 @@ def main() -> None:
                 )
         Console().print(table)
         Console().print(f"peak server RSS: {peak_rss / 2**20:.0f} MB")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
-"""A scripted generator for tests and demos: no model, replies from a queue (as simonw/llm's MockModel)."""
+"""Helpers for tests, demos and benchmarks: a scripted generator (no model, replies from a queue, as
+simonw/llm's MockModel), and `rag serve` as a real process on a free port."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Generator as TextStream
+from pathlib import Path
+
+import httpx
 
 from rag.generators import Generator
 from rag.types import ChatMessage
@@ -56,3 +65,97 @@ class ScriptedGenerator(Generator):
         if isinstance(reply, float):
             return reply
         return 1.0 if str(reply).strip().lower().startswith("yes") else 0.0
+
+
+# ---- processes for tests and benchmarks ------------------------------------------------------------
+def free_port() -> int:
+    """A loopback port nobody is listening on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(
+    check: Callable[[], bool], seconds: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> float:
+    """Poll `check` until it holds; seconds taken. RuntimeError after `seconds`, or at once if `process`
+    (the thing being waited for) has exited."""
+    started = time.monotonic()
+    while True:
+        try:
+            if check():
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with status {process.returncode}")
+        if time.monotonic() - started > seconds:
+            raise RuntimeError(f"{what}: not within {seconds:g} s")
+        time.sleep(0.05)
+
+
+class ServeProcess:
+    """`rag serve` as a real process on a free loopback port (`with ServeProcess(env) as server:`).
+
+    `env` is added to this process's environment (RAG_* settings); the server's output goes to `log`
+    (a file path) so a failing test can show it. Leaving the block stops it (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], *, args: Sequence[str] = (), log: Path | None = None, start_timeout_s: float = 180
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
+        self.args = [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
+        self.log = log
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        """Start it and wait until `/api/health` answers 200."""
+        from rag.settings import PROJECT_ROOT
+
+        output = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            self.args, cwd=PROJECT_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until(
+                lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200,
+                self.start_timeout_s,
+                f"rag serve on port {self.port}" + (f" (log: {self.log})" if self.log else ""),
+                self.process,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing of the server's own shutdown runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -16,6 +16,7 @@ from index.store import PassageIndex
 from rag.generators import Generator, LlamaCppGenerator
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings
+from rag.testing import free_port, wait_until
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 ARTICLE = PROJECT_ROOT / "corpus" / "china-russia-no-limits-2025-02-26.md"
@@ -60,16 +61,6 @@ def artifact_dir(name: str) -> Path:
 
 
 # ---- a real HTTP server on loopback ---------------------------------------------------------------
-def free_port() -> int:
-    """A loopback port nobody is listening on."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LiveServer:
     """uvicorn serving the real app in a background thread, on a free loopback port."""
 
@@ -85,19 +76,11 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
-        import time
-
         import httpx
 
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the test server did not start")
+        wait_until(lambda: httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200, 30, "the test server")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

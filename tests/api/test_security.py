@@ -29,7 +29,8 @@ from index.store import PassageIndex
 from rag.generators import Generator
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings
-from tests.conftest import ARTICLE, LiveServer, free_port
+from rag.testing import free_port
+from tests.conftest import ARTICLE, LiveServer
 
 DENG = "what did Deng agree in 1979?"
 SCRIPTED_ANSWER = "He agreed to expand cooperation in collecting and sharing intelligence on the Soviet Union [1]."

@@ -30,8 +30,8 @@ from index.store import PassageIndex
 from index.types import Document, IndexSpec, StoreKind
 from rag.retrievers import Query, make_retriever
 from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
-from rag.testing import ScriptedGenerator
-from tests.conftest import ARTICLE, LiveServer, free_port
+from rag.testing import ScriptedGenerator, free_port, wait_until
+from tests.conftest import ARTICLE, LiveServer
 
 DENG_QUESTION = "What did Deng agree in 1979?"
 LIGHTHOUSE = (
@@ -292,16 +292,6 @@ def milvus_index(spec: IndexSpec, embedder: Embedder) -> MilvusPassageIndex:
     return index
 
 
-def wait_for(check: Callable[[], bool], seconds: float) -> float:
-    """Seconds until `check()` held, polling; fails the test after `seconds`."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"not within {seconds} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def test_two_replicas_share_one_milvus_server(
     milvus_server: str, embedder: Embedder, article: Document, tmp_path: Path
 ) -> None:
@@ -339,13 +329,15 @@ def test_two_replicas_share_one_milvus_server(
                 passages = httpx.post(f"{b.url}/api/search", json=question).json()["passages"]
                 return any(p["doc_id"] == doc_id for p in passages)
 
-            wait_for(served_by_b, 1.0)
+            wait_until(served_by_b, 1.0, "the upload served by the other replica")
             assert doc_id in {d["doc_id"] for d in httpx.get(f"{b.url}/api/documents").json()}
             assert httpx.get(f"{b.url}/api/documents/{doc_id}").status_code == 200
 
             assert httpx.delete(f"{a.url}/api/documents/{doc_id}", headers=auth).status_code == 200
-            wait_for(lambda: not served_by_b(), 1.0)
-            wait_for(lambda: httpx.get(f"{b.url}/api/documents/{doc_id}").status_code == 404, 1.0)
+            wait_until(lambda: not served_by_b(), 1.0, "the delete seen by the other replica")
+            wait_until(
+                lambda: httpx.get(f"{b.url}/api/documents/{doc_id}").status_code == 404, 1.0, "the document gone"
+            )
             assert httpx.delete(f"{b.url}/api/documents/{doc_id}", headers=auth).status_code == 404
     finally:
         first_index._drop()

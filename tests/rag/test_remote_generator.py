@@ -14,7 +14,7 @@ from index.store import PassageIndex
 from rag.generators import GeneratorError, LlamaCppGenerator, OpenAICompatibleGenerator
 from rag.pipeline import Pipeline
 from rag.settings import GeneratorKind, Settings
-from tests.conftest import free_port
+from rag.testing import free_port
 
 
 @pytest.fixture(scope="module")
