@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bm25s.stopwords import STOPWORDS_EN
 
 from index.embedders import Embedder, Vectors
 from index.store import (
@@ -62,58 +63,11 @@ SCAN_BATCH = 1000
 MAX_TOP_K = 16_384  # Milvus's limit on limit
 CONNECT_TIMEOUT_S = 10.0
 STUB_DIMENSION = 2  # Milvus wants a vector field in every collection; documents and meta have no vectors
-# Milvus's analyzer keeps stop words unless told; these are the common English ones bm25s also drops.
-STOP_WORDS = [
-    "a",
-    "an",
-    "and",
-    "are",
-    "as",
-    "at",
-    "be",
-    "but",
-    "by",
-    "for",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "no",
-    "not",
-    "of",
-    "on",
-    "or",
-    "such",
-    "that",
-    "the",
-    "their",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "to",
-    "was",
-    "will",
-    "with",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "why",
-    "how",
-    "when",
-    "where",
-    "did",
-    "does",
-    "do",
-    "has",
-    "have",
-    "had",
-    "been",
-    "were",
-]
+# The product's BM25 (bm25s in rag.retrievers) drops exactly bm25s's English stop words and keeps question words
+# ("what", "who"); Milvus's analyzer keeps every word unless told, so it is told the same list.
+STOP_WORDS = sorted(STOPWORDS_EN)
+# bm25s's defaults; a Milvus server would otherwise use k1 = 1.2 (Milvus Lite uses 1.5).
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 
 
 class MilvusUnavailableError(IndexLockedError):
@@ -125,7 +79,8 @@ def _quoted(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _is_local_file(uri: str) -> bool:
+def is_local_file(uri: str) -> bool:
+    """Whether `uri` names a Milvus Lite `.db` path (run inside the process that opens it) rather than a server."""
     return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
 
 
@@ -169,7 +124,7 @@ def connect(uri: str) -> Any:
     if not any(isinstance(f, _NoSessionTimestampWarning) for f in iterator_log.filters):
         iterator_log.addFilter(_NoSessionTimestampWarning())
 
-    if _is_local_file(uri):
+    if is_local_file(uri):
         path = Path(uri).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_local_file_free(path)
@@ -302,7 +257,9 @@ class MilvusPassageIndex(PassageIndex):
         indexes = self.client.prepare_index_params()
         # Exact inner product on unit vectors, as the FAISS store; a cluster may use HNSW instead.
         indexes.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        indexes.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        indexes.add_index(
+            field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS
+        )
         self.client.create_collection(self.passages_name, schema=passages, index_params=indexes, **options)
 
         documents = MilvusClient.create_schema(auto_id=False)
@@ -460,8 +417,8 @@ class MilvusPassageIndex(PassageIndex):
         return list(view.chunks)
 
     def __len__(self) -> int:
-        rows = self.client.query(self.passages_name, filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"]) if rows else 0
+        """Passages of visible documents (rows a killed writer left behind are not counted)."""
+        return sum(info.chunk_count for info in self.document_infos())
 
     @property
     def generation(self) -> int:
@@ -530,27 +487,35 @@ class MilvusPassageIndex(PassageIndex):
     def hybrid_search(
         self, text: str, query_vector: Vectors, k: int, candidates: int, rrf_k: int
     ) -> list[tuple[Chunk, float]]:
-        """Dense and BM25 rankings of `candidates` each, fused by Milvus's RRF ranker; scores are RRF sums."""
+        """Dense and BM25 rankings of `candidates` each, fused by Milvus's RRF ranker; scores are RRF sums.
+        Equal sums go to the passage nearer the question, as in rag.retrievers.HybridRetriever."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
         if k <= 0:
             return []
         if not any(ch.isalnum() for ch in text):
             return self.search(query_vector, k)
+        vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         limit = min(candidates, MAX_TOP_K)
         requests = [
-            AnnSearchRequest(
-                data=[np.asarray(query_vector, dtype=np.float32).reshape(-1).tolist()],
-                anns_field="vector",
-                param={"metric_type": "IP"},
-                limit=limit,
-            ),
+            AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={"metric_type": "IP"}, limit=limit),
             AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=limit),
         ]
+        # Milvus orders equal RRF sums by primary key (passage #16 before #7), the product's fusion by the dense
+        # ranking; two passages a rank apart in each list tie, which is common. So every fused candidate comes
+        # back with its vector (a tie can straddle the k-th place) and ties are ordered by cosine to the question.
         results = self.client.hybrid_search(
-            self.passages_name, requests, RRFRanker(rrf_k), limit=min(k, MAX_TOP_K), output_fields=list(self._FIELDS)
+            self.passages_name,
+            requests,
+            RRFRanker(rrf_k),
+            limit=min(2 * limit, MAX_TOP_K),
+            output_fields=[*self._FIELDS, "vector"],
         )
-        return self._hits(results)
+        fused = sorted(
+            results[0],
+            key=lambda hit: (-float(hit["distance"]), -float(np.dot(hit["entity"]["vector"], vector))),
+        )
+        return self._hits([fused[:k]])
 
     def vectors_for(self, chunk_ids: Sequence[str]) -> Vectors:
         """Stored vectors of the given passages; a passage removed meanwhile gets a zero vector (relevance 0)."""

@@ -159,3 +159,109 @@ class ServeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _ServiceProcess:
+    """A helper process listening on a free loopback port, started by `start()` and stopped on exit."""
+
+    what = "a service"
+
+    def __init__(self, log: Path | None = None, start_timeout_s: float = 120) -> None:
+        self.port = free_port()
+        self.log = log
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> _ServiceProcess:
+        output = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self.ready, self.start_timeout_s, f"{self.what} on port {self.port}", self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class MilvusLiteServer(_ServiceProcess):
+    """`milvus-lite server` — the stand-in for a Milvus standalone that several processes share."""
+
+    what = "milvus-lite server"
+
+    def __init__(self, data_dir: Path, log: Path | None = None) -> None:
+        super().__init__(log, start_timeout_s=60)
+        self.data_dir = data_dir
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        binary = str(Path(sys.executable).parent / "milvus-lite")
+        return [binary, "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def ready(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
+
+    def __enter__(self) -> MilvusLiteServer:
+        self.start()
+        return self
+
+
+class LlamaServer(_ServiceProcess):
+    """llama.cpp's own OpenAI-compatible server (`python -m llama_cpp.server`) over a GGUF file — the
+    stand-in for a vLLM host. Its model is called `local`; `base_url` ends in /v1."""
+
+    what = "llama_cpp.server"
+
+    def __init__(self, model_path: Path, n_ctx: int = 2048, log: Path | None = None) -> None:
+        super().__init__(log, start_timeout_s=180)
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(os.cpu_count() or 2),
+        ]
+
+    def ready(self) -> bool:
+        return httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200
+
+    def __enter__(self) -> LlamaServer:
+        self.start()
+        return self

@@ -45,6 +45,14 @@ def generator(settings: Settings) -> Iterator[Generator]:
 
 
 @pytest.fixture(scope="session")
+def model_file(settings: Settings) -> Path:
+    """The default model's GGUF file (assembled from its PyPI parts once per machine), not loaded."""
+    from rag.model_files import QWEN_15B, assemble
+
+    return assemble(QWEN_15B, settings.model_cache_dir)
+
+
+@pytest.fixture(scope="session")
 def pipeline(settings: Settings, article_index: PassageIndex, generator: Generator) -> Pipeline:
     return Pipeline(settings, article_index, generator)
 

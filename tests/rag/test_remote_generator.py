@@ -2,60 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
 
 from index.store import PassageIndex
-from rag.generators import GeneratorError, LlamaCppGenerator, OpenAICompatibleGenerator
+from rag.generators import GeneratorError, OpenAICompatibleGenerator
 from rag.pipeline import Pipeline
 from rag.settings import GeneratorKind, Settings
-from rag.testing import free_port
+from rag.testing import LlamaServer, free_port
 
 
 @pytest.fixture(scope="module")
-def llama_server(generator: LlamaCppGenerator) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(generator.path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "2",
-            "--model_alias",
-            "local",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama_cpp.server did not start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def llama_server(model_file: Path) -> Iterator[str]:
+    with LlamaServer(model_file) as server:
+        yield server.base_url
 
 
 class TestOpenAICompatibleGenerator:
