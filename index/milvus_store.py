@@ -530,13 +530,20 @@ class MilvusPassageIndex(PassageIndex):
         return out
 
     def manifest(self) -> dict[str, Any]:
-        """What `rag index info` shows for a Milvus store."""
+        """What `rag index info` shows for a Milvus store; the splitter is the one the index was built with."""
         infos = self.document_infos()
+        rows = self.client.get(self.meta_name, ids=["spec"], output_fields=["value"])
+        built = json.loads(rows[0]["value"]) if rows else self._spec_record()
         return {
             "store": "milvus",
             "uri": self.uri,
             "collections": [self.passages_name, self.documents_name, self.meta_name],
-            "embedder": {"model": self.embedder.model_name, "dimension": self.embedder.dimension},
+            "embedder": {
+                "model": self.embedder.model_name,
+                "backend": self.spec.embedder_backend.value,
+                "dimension": self.embedder.dimension,
+            },
+            "splitter": {key: built[key] for key in ("unit", "chunk_size", "chunk_overlap")},
             "documents": [info.__dict__ for info in infos],
             "passages": sum(info.chunk_count for info in infos),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._written_at)),

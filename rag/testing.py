@@ -98,12 +98,19 @@ def wait_until(
 class ServeProcess:
     """`rag serve` as a real process on a free loopback port (`with ServeProcess(env) as server:`).
 
-    `env` is added to this process's environment (RAG_* settings); the server's output goes to `log`
-    (a file path) so a failing test can show it. Leaving the block stops it (SIGTERM, then SIGKILL).
+    `env` is added to this process's environment (RAG_* settings); relative default paths (var/…) are
+    under `cwd` (default: the project). The server's output goes to `log` (a file path) so a failing
+    test can show it. Leaving the block stops it (SIGTERM, then SIGKILL).
     """
 
     def __init__(
-        self, env: Mapping[str, str], *, args: Sequence[str] = (), log: Path | None = None, start_timeout_s: float = 180
+        self,
+        env: Mapping[str, str],
+        *,
+        args: Sequence[str] = (),
+        log: Path | None = None,
+        start_timeout_s: float = 180,
+        cwd: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -111,6 +118,7 @@ class ServeProcess:
         self.args = [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.log = log
         self.start_timeout_s = start_timeout_s
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServeProcess:
@@ -119,7 +127,7 @@ class ServeProcess:
 
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            self.args, cwd=PROJECT_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
+            self.args, cwd=self.cwd or PROJECT_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
         )
         try:
             wait_until(

@@ -297,3 +297,29 @@ def test_a_replica_killed_while_writing_leaves_the_faiss_directory_consistent(
     doc_id = upload(survivor.url, "ledger.txt", content)
     assert doc_id in searched_doc_ids(survivor.url, " ".join(RARE_WORDS))
     assert httpx.delete(f"{survivor.url}/api/documents/{doc_id}", headers=AUTH).status_code == 200
+
+
+# ---- one machine on Milvus Lite ---------------------------------------------------------------------
+def test_serve_on_a_fresh_milvus_file_indexes_the_article_and_answers_searches(tmp_path: Path) -> None:
+    """What `RAG_STORE=milvus make run` does: `rag serve` with no index yet builds the built-in article into
+    a new Milvus Lite `.db` and serves it (the generator is unreachable here; only search is asked)."""
+    env = {"RAG_STORE": "milvus", "RAG_GENERATOR": "openai", "RAG_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    # The default URI, var/milvus.db, is relative to where the server runs: here a fresh directory.
+    with ServeProcess(env, log=tmp_path / "serve.log", cwd=tmp_path) as server:
+        assert (tmp_path / "var" / "milvus.db").exists()
+        health = httpx.get(f"{server.url}/api/health").json()
+        assert health["documents"] == 1 and health["passages"] > 10
+        hits = httpx.post(f"{server.url}/api/search", json={"query": "What did Deng agree in 1979?"}).json()
+        assert any("1979" in passage["text"] for passage in hits["passages"])
+
+
+def test_index_build_and_info_on_a_milvus_file(tmp_path: Path) -> None:
+    env = {"RAG_STORE": "milvus", "RAG_MILVUS_URI": str(tmp_path / "built.db")}
+    built = rag_cli(env, "index", "build")
+    assert built.returncode == 0, built.stderr
+    info = rag_cli(env, "index", "info", "--json")
+    assert info.returncode == 0, info.stderr
+    assert '"store": "milvus"' in info.stdout and "Russia" in info.stdout
+    missing = rag_cli({**env, "RAG_MILVUS_URI": str(tmp_path / "typo.db")}, "ask", "What did Deng agree in 1979?")
+    assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0, missing.stderr
+    assert "no index in Milvus at" in missing.stderr and "Traceback" not in missing.stderr
