@@ -160,6 +160,8 @@ class MilvusPassageIndex(PassageIndex):
 
     def __init__(self, spec: IndexSpec, embedder: Embedder, chunker: Splitter, uri: str, prefix: str = "rag") -> None:
         super().__init__(spec, embedder, chunker)
+        # A rebuild splits as the settings say; adding to an existing index splits as it was built.
+        self._requested = (spec, chunker)
         self.uri = uri
         self.prefix = prefix
         self.passages_name = f"{prefix}_passages"
@@ -195,8 +197,8 @@ class MilvusPassageIndex(PassageIndex):
             "model": self.embedder.model_name,
             "dimension": self.embedder.dimension,
             "unit": self.spec.chunk_unit.value,
-            "chunk_size": self.spec.chunk_size_tokens,
-            "chunk_overlap": self.spec.chunk_overlap_tokens,
+            "chunk_size": self.spec.chunk_size,
+            "chunk_overlap": self.spec.chunk_overlap,
         }
 
     def _exists(self) -> bool:
@@ -228,6 +230,11 @@ class MilvusPassageIndex(PassageIndex):
                 f"({built['dimension']} dimensions) but the settings use {self.embedder.model_name} "
                 f"({self.embedder.dimension}): rebuild it with `rag index build`"
             )
+        from index.service import built_spec, make_chunker  # service imports this module
+
+        spec = built_spec(self.spec, built, f"Milvus at {self.uri}")
+        if spec != self.spec:
+            self.spec, self.chunker = spec, make_chunker(spec)
 
     def _create(self) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -669,6 +676,7 @@ class MilvusPassageIndex(PassageIndex):
 
     def rebuild(self, documents: Sequence[Document], show_progress: bool = False) -> IngestReport:
         """Replace the whole index with `documents` (readers see an empty index while it is rebuilt)."""
+        self.spec, self.chunker = self._requested
         embedded = self.embed_documents(Snapshot.empty(self.embedder.dimension).fresh(documents), show_progress)
         with self.write_lock:
             self._drop()

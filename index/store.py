@@ -686,8 +686,8 @@ class PassageIndex:
             "splitter": {
                 "kind": "recursive-character",
                 "unit": self.spec.chunk_unit.value,
-                "chunk_size": self.spec.chunk_size_tokens,
-                "chunk_overlap": self.spec.chunk_overlap_tokens,
+                "chunk_size": self.spec.chunk_size,
+                "chunk_overlap": self.spec.chunk_overlap,
             },
             "faiss": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner product on unit vectors"},
             "next_id": state.next_id,

@@ -68,8 +68,8 @@ class IndexSpec:
 
     embedder_model: str = "all-MiniLM-L6-v2"
     embedder_backend: EmbedderBackend = EmbedderBackend.ONNX_INT8
-    chunk_size_tokens: int = 64
-    chunk_overlap_tokens: int = 16
+    chunk_size: int = 64
+    chunk_overlap: int = 16
     chunk_unit: ChunkUnit = ChunkUnit.TOKENS
     embed_batch_size: int = 32
     embed_threads: int = 2

@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     def index_spec(self) -> IndexSpec:
         return IndexSpec(
             embedder_backend=self.embedder_backend,
-            chunk_size_tokens=self.chunk_size,
-            chunk_overlap_tokens=self.chunk_overlap,
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
             chunk_unit=self.chunk_unit,
             embed_batch_size=self.embed_batch_size,
             embed_threads=self.embed_threads,

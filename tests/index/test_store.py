@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import faiss
@@ -118,3 +119,28 @@ class TestPassageIndex:
         manifest_path.write_text(json.dumps(manifest))
         with pytest.raises(IndexMismatchError, match=r"all-mpnet-base-v2.*rag index build"):
             PassageIndex.load(tmp_path / "idx", SPEC, index.embedder, index.chunker)
+
+
+class TestSpecFromTheIndex:
+    """An index keeps the splitter it was built with: settings changed later do not mix passage lengths."""
+
+    def test_adding_to_an_index_splits_as_it_was_built(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        from dataclasses import replace
+
+        from index.library import Library
+        from index.loaders import document_from_bytes
+
+        built = new_index(SPEC)
+        built.add(load_documents(ARTICLE))
+        built.save(tmp_path / "idx")
+        longer = replace(SPEC, chunk_size=SPEC.chunk_size * 2)
+        with caplog.at_level(logging.WARNING, logger="index.service"):
+            library = Library.open(tmp_path / "idx", longer, built.embedder)
+        assert library.index.spec.chunk_size == SPEC.chunk_size
+        assert "rebuild it" in caplog.text and f"chunks of {SPEC.chunk_size} tokens" in caplog.text
+        note = document_from_bytes("note.txt", (ARTICLE.read_text()[:3000]).encode(), source="upload:note.txt")
+        library.add([note])
+        manifest = PassageIndex.read_manifest(tmp_path / "idx")
+        assert manifest["splitter"]["chunk_size"] == SPEC.chunk_size
+        expected = len(built.chunker.split(note))
+        assert next(d for d in manifest["documents"] if d["doc_id"] == note.doc_id)["chunk_count"] == expected
