@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -28,18 +29,22 @@ from api.state import AppState
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
+# The key under which the app's lifespan state carries its header deadline; uvicorn hands that state to each
+# connection's protocol (`api.server.HeaderTimeoutProtocol`), which reads it there.
+HEADER_TIMEOUT_STATE = "http_header_timeout_s"
+
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """Build the app; a pipeline may be passed in (tests share one loaded model)."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if not hasattr(app.state, "rag"):
             loaded = await to_thread.run_sync(Pipeline.from_settings, settings)
             await to_thread.run_sync(loaded.warm_up)
             app.state.rag = AppState(settings, loaded)
             loaded.warm_prompts_in_background()
-        yield
+        yield {HEADER_TIMEOUT_STATE: settings.http_header_timeout_s}
 
     app = FastAPI(
         title="RAG chatbot",

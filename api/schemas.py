@@ -161,6 +161,10 @@ class HealthResponse(BaseModel):
     changes_allowed: bool = Field(
         description="True when the server has an admin token, so documents can be uploaded and removed."
     )
+    replica: str = Field(
+        description="The process that answered, `host:pid`: what tells replicas behind a load balancer (and the "
+        "workers of `rag serve --workers N`) apart."
+    )
 
 
 # ---- OpenAI-compatible ----------------------------------------------------------------------------

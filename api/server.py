@@ -1,4 +1,4 @@
-"""`rag serve`: uvicorn (uvloop + httptools) in front of the app."""
+"""`rag serve`: uvicorn (uvloop + httptools) in front of the app, in one process or in `--workers N`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,24 @@ import asyncio
 import errno
 import json
 import logging
+import os
 import socket
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.app import create_app
+from api.app import HEADER_TIMEOUT_STATE, create_app
+from index.milvus_store import is_local_file
+from index.types import StoreKind
 from rag.errors import UserError
 from rag.settings import Settings
+
+# uvicorn pickles its options into each worker process, so the workers' app and protocol are import strings.
+WORKER_APP = "api.server:worker_app"
+PROTOCOL = "api.server:HeaderTimeoutProtocol"
 
 
 class PortUnavailableError(UserError):
@@ -45,17 +53,35 @@ def check_port_free(host: str, port: int) -> None:
             raise PortUnavailableError(f"cannot listen on {host}:{port}: {error.strerror}") from error
 
 
+class MilvusLiteWorkersError(UserError):
+    """`rag serve --workers N` over a Milvus Lite `.db` file, which only one process can open."""
+
+
+def check_workers(settings: Settings) -> None:
+    """Raise MilvusLiteWorkersError when `settings.workers` processes cannot share the store: before any
+    worker starts, rather than one worker serving and the others failing on the file's lock."""
+    if settings.workers > 1 and settings.store is StoreKind.MILVUS and is_local_file(settings.milvus_uri):
+        raise MilvusLiteWorkersError(
+            f"{settings.workers} workers cannot share the Milvus Lite file {settings.milvus_uri} (one process per "
+            f"file): run `milvus-lite server --data-dir {settings.milvus_uri} --port 19530` and set "
+            "RAG_MILVUS_URI=http://127.0.0.1:19530, or serve with --workers 1"
+        )
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus a deadline for each request's headers.
 
     uvicorn times out idle keep-alive connections but not a client that connects and then sends its
     headers slowly (or never): a thousand such connections stay open indefinitely. Here the clock starts
     when the connection opens or a new request's first byte arrives, and stops when its headers end.
+    The deadline is the served app's `RAG_HTTP_HEADER_TIMEOUT_S`, read from its lifespan state, so each
+    worker process (and each in-process test server) uses the settings its app was built with.
     """
 
-    header_timeout_s: float = 10.0
+    header_timeout_s: float = Settings.model_fields["http_header_timeout_s"].default
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.header_timeout_s = float(self.app_state.get(HEADER_TIMEOUT_STATE, self.header_timeout_s))
         self._header_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm_header_timer()
@@ -103,14 +129,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
     httptools has fixed header-size limits of its own (h11's `h11_max_incomplete_event_size` does not
     apply). For production put a reverse proxy in front (see the README): it buffers slow clients,
-    terminates TLS and can rate-limit per address.
+    terminates TLS and can rate-limit per address. Every value is plain data, so the options also reach
+    worker processes.
     """
-    protocol = type("RagHttpProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": settings.http_header_timeout_s})
     return {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": protocol,
+        "http": PROTOCOL,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "limit_concurrency": settings.http_max_connections,
         "timeout_graceful_shutdown": 10,
@@ -119,13 +145,48 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings) -> None:
-    check_port_free(settings.host, settings.port)
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """`uvicorn.run`'s arguments for `settings.workers` > 1 processes: the app by import string, built in
+    each worker by `worker_app`."""
+    return {
+        **uvicorn_options(settings),
+        "app": WORKER_APP,
+        "factory": True,
+        "workers": settings.workers,
+        # The parent pings each worker and kills one that does not answer within this. Loading a model can
+        # hold the GIL (which the answering thread needs) for seconds on busy cores, beyond uvicorn's 5 s, and
+        # a worker killed while loading would only be restarted to load again.
+        "timeout_worker_healthcheck": 60,
+    }
+
+
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    app = create_app(settings)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `rag serve --workers N` worker process (uvicorn's factory): built from `Settings()`,
+    which reads the settings the parent exported to the environment. Its lifespan loads the pipeline."""
+    _configure_logging()
+    return create_app(Settings())
+
+
+def run(settings: Settings) -> None:
+    """Serve until Ctrl-C or SIGTERM: one process with the app, or `settings.workers` processes on one
+    port (uvicorn's supervisor stops them all on either signal)."""
+    check_port_free(settings.host, settings.port)
+    check_workers(settings)
+    _configure_logging()
+    app = create_app(settings) if settings.workers == 1 else None
     url = f"http://{settings.host}:{settings.port}"
+    workers = f" with {settings.workers} worker processes" if settings.workers > 1 else ""
     Console(stderr=True).print(
-        f"[bold]RAG chatbot[/] starting — open [link={url}]{url}[/] for the chat page, "
+        f"[bold]RAG chatbot[/] starting{workers} — open [link={url}]{url}[/] for the chat page, "
         f"{url}/docs for the API docs, {url}/v1 for OpenAI clients. Ctrl-C stops it."
     )
-    uvicorn.run(app, **uvicorn_options(settings))
+    if app is not None:
+        uvicorn.run(app, **uvicorn_options(settings))
+        return
+    # The workers are new interpreters: they rebuild these settings (flags included) from the environment.
+    os.environ.update(settings.as_environment())
+    uvicorn.run(**worker_options(settings))

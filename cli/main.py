@@ -519,14 +519,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (RAG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RAG_PORT).")] = None,
     index_dir: IndexDirOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes serving the one port (RAG_WORKERS, default 1). Each loads its own pipeline: with the "
+            "local llama.cpp model that is ~1.1 GB of RAM per worker, all sharing the same cores, so more "
+            "workers pay off with RAG_GENERATOR=openai. A Milvus Lite .db store allows only one."
+        ),
+    ] = None,
 ) -> None:
     """Serve the chat page, the REST API and the OpenAI-compatible API."""
-    settings = settings_from(index_dir, host=host, port=port)
+    settings = settings_from(index_dir, host=host, port=port, workers=workers)
     with user_errors():
-        from api.server import check_port_free, run
+        from api.server import check_port_free, check_workers, run
 
-        # Before loading (or building) the index, so a busy port fails in a second, not after it.
+        # Before loading (or building) the index, so a busy port or an impossible worker count fails in a
+        # second, not after it; and before this process opens a Milvus Lite file the workers could not share.
         check_port_free(settings.host, settings.port)
+        check_workers(settings)
         ensure_index(settings)
         run(settings)
 

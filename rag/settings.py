@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
 
@@ -101,6 +102,12 @@ class Settings(BaseSettings):
     # --- serving -------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Processes `rag serve` runs on one port. Each loads its own pipeline: with the local model "
+        "that is ~1.1 GB of RAM per worker and they share the cores, so use more with RAG_GENERATOR=openai.",
+    )
     admin_token: str | None = Field(None, description="Bearer token for document upload/removal.")
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest document upload.")
     max_body_bytes: int = Field(64_000, ge=1024, description="Largest JSON request body.")
@@ -150,6 +157,17 @@ class Settings(BaseSettings):
             milvus_uri=self.milvus_uri,
             milvus_collection=self.milvus_collection,
         )
+
+    def as_environment(self) -> dict[str, str]:
+        """The `RAG_*` variables under which `Settings()` in another process equals these settings (what
+        `rag serve --workers N` hands its worker processes). Unset optional fields are left out."""
+        values = self.model_dump(mode="json")
+        # json.dumps writes booleans and numbers the way pydantic parses them back (true, 0.1), exactly.
+        return {
+            f"RAG_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for name, value in values.items()
+            if value is not None
+        }
 
     def with_overrides(self, **overrides: object) -> Settings:
         """A validated copy with some fields changed (for CLI flags, requests and eval grids)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -29,6 +31,7 @@ async def health(rag_state: State) -> Any:
         model=info.model,
         embedder=info.embedder,
         changes_allowed=bool(rag_state.settings.admin_token),
+        replica=f"{socket.gethostname()}:{os.getpid()}",
     )
 
 
