@@ -32,7 +32,7 @@ from index.store import IndexNotFoundError, IndexStoreError, PassageIndex
 from rag.errors import UserError
 from rag.generators import GeneratorError
 from rag.pipeline import DoneEvent, Event, Pipeline, StatusEvent, TokenEvent
-from rag.settings import RetrieverKind, Settings
+from rag.settings import RetrieverKind, Settings, StoreKind
 from rag.types import Answer, Citation, Turn
 
 app = typer.Typer(help="Ask questions about your documents and get answers that cite them.", no_args_is_help=True)
@@ -116,6 +116,25 @@ IndexDirOption = Annotated[Path | None, typer.Option("--index-dir", help="Index 
 DEFAULT_INDEX_DIR = Path(Settings.model_fields["index_dir"].default)
 
 
+def uses_default_store(settings: Settings) -> bool:
+    """True when the settings name the default place for the selected store (where a missing index is
+    built from the built-in corpus rather than taken for a typo)."""
+    if settings.store is StoreKind.MILVUS:
+        defaults = Settings.model_fields
+        return (settings.milvus_uri, settings.milvus_collection) == (
+            defaults["milvus_uri"].default,
+            defaults["milvus_collection"].default,
+        )
+    return settings.index_dir.resolve() == DEFAULT_INDEX_DIR.resolve()
+
+
+def store_location(settings: Settings) -> str:
+    """Where the index lives, in words: the FAISS directory or the Milvus URI and collections."""
+    if settings.store is StoreKind.MILVUS:
+        return f"Milvus at {settings.milvus_uri} (collections {settings.milvus_collection}_*)"
+    return str(settings.index_dir)
+
+
 def ensure_index(settings: Settings) -> PassageIndex:
     """Open the index; only the default directory is built from the built-in corpus when it is missing.
 
@@ -124,12 +143,16 @@ def ensure_index(settings: Settings) -> PassageIndex:
     try:
         return open_index(settings.index_dir, settings.index_spec())
     except IndexNotFoundError:
-        if settings.index_dir.resolve() != DEFAULT_INDEX_DIR.resolve():
+        if not uses_default_store(settings):
+            if settings.store is StoreKind.MILVUS:
+                fail(
+                    f"no index in {store_location(settings)}: check RAG_MILVUS_URI, or build one with `rag index build`"
+                )
             fail(
                 f"no index at {settings.index_dir}: check the path, or build one with "
                 f"`rag index build PATH… --index-dir {settings.index_dir}`"
             )
-        err.print(f"No index at {settings.index_dir} yet; indexing the built-in {settings.corpus_path} …")
+        err.print(f"No index in {store_location(settings)} yet; indexing the built-in {settings.corpus_path} …")
         library = Library(settings.index_dir, new_index(settings.index_spec()))
         library.rebuild(load_documents(settings.corpus_path), show_progress=True)
         return library.index
@@ -148,7 +171,7 @@ def index_build(
         library = Library(settings.index_dir, new_index(settings.index_spec()))
         report = library.rebuild(documents, show_progress=True)
     console.print(
-        f"Indexed {len(report.added)} document(s), {report.passages_embedded} passages → {settings.index_dir}"
+        f"Indexed {len(report.added)} document(s), {report.passages_embedded} passages → {store_location(settings)}"
     )
 
 
@@ -197,15 +220,18 @@ def index_info(
     """What the index holds and how it was built, with each document's full id (for `rag index rm`)."""
     settings = settings_from(index_dir)
     with user_errors():
-        manifest = PassageIndex.read_manifest(settings.index_dir)
+        if settings.store is StoreKind.MILVUS:
+            manifest = open_index(settings.index_dir, settings.index_spec()).manifest()
+        else:
+            manifest = {"index_dir": str(settings.index_dir), **PassageIndex.read_manifest(settings.index_dir)}
     if as_json:
-        sys.stdout.write(json.dumps({"index_dir": str(settings.index_dir), **manifest}, indent=2, ensure_ascii=False))
+        sys.stdout.write(json.dumps(manifest, indent=2, ensure_ascii=False))
         sys.stdout.write("\n")
         return
     embedder, splitter = manifest["embedder"], manifest["splitter"]
-    say(f"Index {settings.index_dir}: {manifest['passages']} passages, built {manifest['built_at']}")
+    say(f"Index {store_location(settings)}: {manifest['passages']} passages, built {manifest['built_at']}")
     say(
-        f"Embedder {embedder['model']} ({embedder['backend']}, {embedder['dimension']} dims); "
+        f"Embedder {embedder['model']} ({embedder.get('backend', '?')}, {embedder['dimension']} dims); "
         f"chunks of {splitter['chunk_size']} {splitter['unit']}, overlap {splitter['chunk_overlap']}"
     )
     documents = manifest["documents"]

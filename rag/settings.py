@@ -112,7 +112,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(2_000_000, ge=1, description="Largest document upload.")
     max_body_bytes: int = Field(64_000, ge=1024, description="Largest JSON request body.")
     max_question_chars: int = Field(
-        MAX_QUESTION_CHARS, ge=10, le=MAX_QUESTION_CHARS, description="Longest question accepted (at most 2000)."
+        MAX_QUESTION_CHARS,
+        ge=10,
+        le=MAX_QUESTION_CHARS,
+        description="Longest question accepted (at most 2000); every answer route, the OpenAI one included, "
+        "answers 422 beyond it.",
     )
     max_concurrent_generations: int = Field(1, ge=1, description="Answers generated at once.")
     max_queued_generations: int = Field(8, ge=0, description="Answers waiting; beyond this: 503.")
@@ -174,3 +178,23 @@ class Settings(BaseSettings):
         merged = self.model_dump()
         merged.update({k: v for k, v in overrides.items() if v is not None})
         return Settings.model_validate(merged)
+
+
+def settings_table() -> str:
+    """The README's settings table, one row per field of `Settings` (a test keeps the README equal to it;
+    `python -m rag.settings` prints it)."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, StrEnum):
+            default = default.value
+        elif isinstance(default, Path):  # as a reader's machine would show it, not this one's absolute path
+            default = default.relative_to(PROJECT_ROOT) if default.is_relative_to(PROJECT_ROOT) else default
+            default = str(default).replace(str(Path.home()), "~", 1)
+        shown = "(empty)" if default == "" else f"`{default}`"
+        rows.append(f"| `RAG_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")
