@@ -3,7 +3,9 @@ simonw/llm's MockModel), and `rag serve` as a real process on a free port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -126,8 +128,14 @@ class ServeProcess:
         from rag.settings import PROJECT_ROOT
 
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
+        # Its own process group, so that kill() takes `--workers` children down with it, as a crash of the host would.
         self.process = subprocess.Popen(
-            self.args, cwd=self.cwd or PROJECT_ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
+            self.args,
+            cwd=self.cwd or PROJECT_ROOT,
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_until(
@@ -147,9 +155,10 @@ class ServeProcess:
         return self.process.pid
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: nothing of the server's own shutdown runs."""
+        """SIGKILL to the server and any workers, as a crash would: nothing of their shutdown runs."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
