@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -28,26 +30,36 @@ ASK_REQUESTS = {1: 6, 8: 24, 64: 128}
 
 @dataclass
 class Outcome:
+    """What one `hammer` run saw: latencies of the 200s, every status, transport errors, wall time."""
+
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     transport_errors: int = 0
     seconds: float = 0.0
 
 
-async def hammer(url: str, path: str, bodies: list[dict[str, object]], concurrency: int, total: int) -> Outcome:
+async def hammer(
+    url: str | Sequence[str], path: str, bodies: list[dict[str, object]], concurrency: int, total: int
+) -> Outcome:
+    """Send `total` POSTs of `bodies` (cycled) to `path`, `concurrency` at a time. Several URLs are served
+    round-robin, request i to url i mod n, as a load balancer without session affinity would."""
+    urls = [url] if isinstance(url, str) else list(url)
     outcome = Outcome()
-    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, dict[str, object]]] = asyncio.Queue()
     for i in range(total):
-        queue.put_nowait(bodies[i % len(bodies)])
+        queue.put_nowait((i, bodies[i % len(bodies)]))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=u, timeout=120, limits=limits)) for u in urls
+        ]
 
         async def worker() -> None:
             while not queue.empty():
-                body = queue.get_nowait()
+                i, body = queue.get_nowait()
                 started = time.perf_counter()
                 try:
-                    response = await client.post(path, json=body)
+                    response = await clients[i % len(clients)].post(path, json=body)
                     outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
                     if response.status_code == 200:
                         outcome.latencies_ms.append((time.perf_counter() - started) * 1000)

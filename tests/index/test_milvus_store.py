@@ -9,6 +9,7 @@ loaded): only search and document routes are used.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from rag.testing import ScriptedGenerator, free_port, wait_until
 from tests.conftest import ARTICLE, LiveServer
 
 DENG_QUESTION = "What did Deng agree in 1979?"
+TIE_QUESTION = "What did Putin update Xi on during the Feb. 24 call?"  # fused top two tie
 LIGHTHOUSE = (
     "The Harwick lighthouse keeper logged 412 ships in the winter of 1911. "
     "Its lamp burned whale oil until the keeper, Ada Morrow, installed a kerosene burner in 1902."
@@ -166,6 +168,17 @@ def test_hybrid_ranking_fuses_dense_and_keyword(make_store: Callable[[], Library
         Query("Afghanistan Reagan", index.embedder.embed_query("Afghanistan Reagan")), 3
     )
     assert any("Afghan" in hit.chunk.text for hit in rare)
+    # Passages a rank apart in each list tie; the product gives the tie to the dense ranking (Milvus's own RRF
+    # ranker would order them by primary key).
+    tied = Query(TIE_QUESTION, index.embedder.embed_query(TIE_QUESTION))
+    fused: dict[str, float] = {}
+    for kind in (RetrieverKind.DENSE, RetrieverKind.BM25):
+        for rank, hit in enumerate(make_retriever(kind, index, 20, 60).retrieve(tied, 20), start=1):
+            fused[hit.chunk.chunk_id] = fused.get(hit.chunk.chunk_id, 0.0) + 1.0 / (60 + rank)
+    expected = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:5]  # stable: dense order first
+    assert len({fused[chunk_id] for chunk_id in expected}) < 5, "no tie in the top 5: pick another question"
+    hybrid_ids = [hit.chunk.chunk_id for hit in make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(tied, 5)]
+    assert hybrid_ids == expected
 
 
 def test_both_stores_rank_alike(embedder: Embedder, milvus_file: Path, article: Document, tmp_path: Path) -> None:
@@ -185,6 +198,54 @@ def test_both_stores_rank_alike(embedder: Embedder, milvus_file: Path, article: 
     finally:
         milvus_index._drop()
         milvus_index.close()
+
+
+GOLD_GAP = (
+    "Milvus Lite's BM25 tokenizer is \\w+: it splits the article's China's (11 times), Russia's, Putin's and U.S., "
+    "so a question's 'China' also matches China's; the product's BM25 (rag.retrievers.keyword_tokens) keeps them "
+    "whole. Measured on 125 article questions, FAISS vs Milvus: hit@1 92 vs 92, hit@3 110 vs 113, hit@5 120 vs 118; "
+    "bm25s given \\w+ tokens gives exactly Milvus's figures. Milvus Lite has no other tokenizer: matching it needs "
+    "a pre-tokenized text field (a schema change) or the product's tokenizer changed"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=GOLD_GAP)
+def test_gold_hit_at_k_is_the_same_on_both_stores(
+    embedder: Embedder, milvus_file: Path, article: Document, tmp_path: Path, record_property: Callable[..., None]
+) -> None:
+    """hit@1/3/5 exactly as `rag eval` scores them (eval.runner.score_item over the pipeline's search with the
+    default retriever, candidates and rrf_k) for every article question with evidence: at most one item apart."""
+    from eval.gold import ARTICLE_GOLD, load_gold
+    from eval.runner import score_item
+    from eval.targets import InProcessTarget
+    from rag.pipeline import Pipeline
+
+    settings = Settings()
+    items = [item for item in load_gold(ARTICLE_GOLD) if item.evidence]
+    faiss_index = new_index(settings.index_spec(), embedder)
+    faiss_index.add([article])
+    spec = dataclasses.replace(
+        settings.index_spec(),
+        store=StoreKind.MILVUS,
+        milvus_uri=str(milvus_file),
+        milvus_collection=f"gold{os.getpid()}",
+    )
+    milvus = milvus_index(spec, embedder)
+    hits: dict[str, dict[str, int]] = {}
+    try:
+        Library(tmp_path, milvus).rebuild([article])
+        for name, index in (("faiss", faiss_index), ("milvus", milvus)):
+            # Pipeline.search is what the eval's in-process target calls; the generator is never used.
+            target = InProcessTarget(Pipeline(settings, index, ScriptedGenerator()))
+            scores = [score_item(item, target, retrieval_only=True).scores for item in items]
+            hits[name] = {k: round(sum(s[k] or 0.0 for s in scores)) for k in ("hit@1", "hit@3", "hit@5")}
+    finally:
+        milvus._drop()
+        milvus.close()
+    record_property("gold_hits", hits)
+    print(f"{len(items)} questions, {settings.retriever.value} retriever: {hits}")
+    for k in ("hit@1", "hit@3", "hit@5"):
+        assert abs(hits["faiss"][k] - hits["milvus"][k]) <= 1, (k, hits)
 
 
 def test_migrate_copies_a_faiss_index_with_its_vectors(
