@@ -56,6 +56,11 @@ READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
 # Format 1 names: one unnumbered set of files per directory.
+# One query against an exact index is one matrix-vector product: OpenMP's thread hand-off costs more than
+# it saves below millions of passages (search p50 on the article 9 ms with one thread vs 16-24 ms with two,
+# measured 2026-11-30), and a server's concurrent requests already keep every core busy.
+faiss.omp_set_num_threads(1)
+
 FAISS_FILE = "passages.faiss"
 PASSAGES_FILE = "passages.jsonl"
 DOCUMENTS_FILE = "documents.jsonl"

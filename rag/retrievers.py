@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ import bm25s
 import numpy as np
 
 from index.embedders import Vectors
+from index.keywords import bm25_terms
 from index.milvus_store import MilvusPassageIndex
 from index.store import PassageIndex
 from index.types import Chunk
@@ -47,14 +47,6 @@ class DenseRetriever(Retriever):
         return [ScoredChunk(chunk, score) for chunk, score in self.index.search(query.vector, k)]
 
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.,'’][a-z0-9]+)*")
-
-
-def keyword_tokens(text: str) -> list[str]:
-    """Lower-cased words and numbers ("1,000", "u.s" stay whole); stopwords are removed by bm25s."""
-    return _TOKEN.findall(text.lower().replace("’", "'"))
-
-
 class BM25Retriever(Retriever):
     """bm25s over the index's passages, rebuilt when the index changes."""
 
@@ -68,8 +60,8 @@ class BM25Retriever(Retriever):
         self._chunks: list[Chunk] = []
 
     def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        stop = set(bm25s.stopwords.STOPWORDS_EN)
-        return [[t for t in keyword_tokens(text) if t not in stop] or ["∅"] for text in texts]
+        # The same terms the Milvus store gives its BM25 (index.keywords), so both stores rank alike.
+        return [bm25_terms(text) for text in texts]
 
     def _ensure_fresh(self) -> None:
         with self._lock:
@@ -87,7 +79,8 @@ class BM25Retriever(Retriever):
         if model is None or not chunks:
             return []
         k = min(k, len(chunks))
-        ids, scores = model.retrieve(self._tokenize([query.text]), k=k, show_progress=False, n_threads=1)
+        # n_threads=0: bm25s maps in this thread; any other value starts a thread pool for every query.
+        ids, scores = model.retrieve(self._tokenize([query.text]), k=k, show_progress=False, n_threads=0)
         return [ScoredChunk(chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if float(s) > 0.0]
 
 
