@@ -606,21 +606,9 @@ def eval_command(
     ] = False,
 ) -> None:
     """Score answers, citations, abstention and latency; write a scorecard and an HTML report."""
-    from eval.gate import check_gate
-    from eval.gold import ARTICLE_GOLD, GoldFormatError, corpus_for, load_gold
-    from eval.report import grid_section, print_scorecards, write_html_report
-    from eval.runner import write_results
-    from eval.suite import (
-        BASELINE_OVERRIDES,
-        PipelineFactory,
-        evaluate_settings,
-        evaluate_target,
-        parse_assignments,
-        parse_grid,
-        run_grid,
-        run_squad,
-    )
-    from eval.targets import ApiTarget
+    from eval.gold import ARTICLE_GOLD
+    from eval.report import grid_table, print_scorecards, squad_table
+    from eval.suite import GoldRunPlan, parse_assignments, parse_grid, run_gold_suite, run_squad_suite
 
     with user_errors():
         try:
@@ -630,68 +618,30 @@ def eval_command(
         if injection:
             _injection_row(settings, out)
             return
-        factory = PipelineFactory(settings)
         if squad is not None:
-            summary, rows = run_squad(squad, settings, factory, limit, retrieval_only)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "squad.json").write_text(json.dumps({"summary": summary, "items": rows}, indent=1))
-            table = Table("metric", "value", title=f"SQuAD 2.0 ({squad.name}, {int(summary['questions'] or 0)} q)")
-            for key, value in summary.items():
-                table.add_row(key, "—" if value is None else f"{value:.3f}")
-            console.print(table)
+            squad_run = run_squad_suite(squad, settings, limit, retrieval_only, out)
+            console.print(squad_table(squad_run.summary, squad.name))
             return
-        try:
-            items = load_gold(gold or ARTICLE_GOLD)
-            corpus = corpus_for(gold or ARTICLE_GOLD)
-        except GoldFormatError as error:
-            fail(str(error))
-        if corpus is not None:
-            # A gold set is scored against the corpus it was written for.
-            settings = settings.with_overrides(corpus_path=corpus)
-            factory = PipelineFactory(settings)
-        outputs = []
-        if api:
-            outputs.append(evaluate_target(f"api {api}", {"api": api}, items, ApiTarget(api), retrieval_only))
-        else:
-            outputs.append(evaluate_settings("default", settings, items, factory, retrieval_only))
-            if baseline:
-                baseline_settings = settings.with_overrides(**BASELINE_OVERRIDES)
-                outputs.append(evaluate_settings("baseline", baseline_settings, items, factory, retrieval_only))
-        sections = []
-        if grid:
-            grid_rows = run_grid(settings, parse_grid(grid), items, factory, retrieval_only, out)
-            metrics = [
-                "hit@3",
-                "mrr",
-                "contains_gold",
-                "citation_precision",
-                "unanswerable_abstained",
-                "false_abstention",
-            ]
-            sections.append(grid_section(grid_rows, metrics))
-            grid_table = Table("setting", *metrics, "p50 ms", title="Ablation grid")
-            for label, card in grid_rows:
-                values = [card.metrics.get(key) for key in metrics]
-                grid_table.add_row(
-                    label,
-                    *["—" if v is None else f"{v:.3f}" for v in values],
-                    f"{card.latency_ms.get('total', {}).get('median', float('nan')):.0f}",
-                )
-            console.print(grid_table)
-        for output in outputs:
-            write_results(out, output.card.name.replace(" ", "_").replace("/", "_"), output.results, output.card)
-        report = write_html_report(
-            out / "report.html", [o.card for o in outputs], {o.card.name: o.results for o in outputs}, sections
+        plan = GoldRunPlan(
+            out=out,
+            gold=gold or ARTICLE_GOLD,
+            api=api,
+            baseline=baseline,
+            grid=parse_grid(grid or []),
+            retrieval_only=retrieval_only,
+            gate=gate,
         )
-        console.print(f"Per-item results and the HTML report: {report}", soft_wrap=True)
-        failures = check_gate(outputs[0].card) if gate else []
-        for failure in failures:
+        result = run_gold_suite(settings, plan)
+        if plan.grid:
+            console.print(grid_table(result.grid))
+        console.print(f"Per-item results and the HTML report: {result.report}", soft_wrap=True)
+        for failure in result.gate_failures or []:
             err.print(f"[bold red]gate failed:[/] {failure}", highlight=False)
-        if gate and not failures:
+        if result.gate_failures == []:
             console.print("Gate passed.")
         # The headline figures are the last line.
-        print_scorecards([o.card for o in outputs], console)
-        if failures:
+        print_scorecards(result.cards, console)
+        if result.gate_failures:
             raise typer.Exit(1)
 
 

@@ -1,11 +1,12 @@
-"""The evaluation's human-facing output: a terminal scorecard and a self-contained HTML report."""
+"""The evaluation's human-facing output: terminal tables (scorecard, ablation grid, SQuAD) and a self-contained
+HTML report. Which metrics each shows, in what order and how they are printed comes from `eval.registry`."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -15,38 +16,21 @@ import matplotlib.pyplot as plt
 from rich.console import Console
 from rich.table import Table
 
-from eval.runner import METRIC_ORDER, ItemResult, Scorecard
-
-TERMINAL_METRICS = [
-    "hit@1",
-    "hit@3",
-    "mrr",
-    "ndcg@5",
-    "contains_gold",
-    "f1",
-    "exact_match",
-    "citation_precision",
-    "citation_recall",
-    "unanswerable_abstained",
-    "false_abstention",
-    "gate_auroc",
-    "confidence_auroc",
-]
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+from eval.registry import METRICS, MISSING, View, format_value
+from eval.runner import ItemResult, Scorecard
 
 
 def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None) -> None:
+    """The terminal scorecard (the registry's terminal metrics, latency and prompt sizes), then each headline."""
     console = console or Console()
     table = Table(title="Scorecard (article gold set)" if cards else "Scorecard")
     table.add_column("metric")
     for card in cards:
         table.add_column(card.name, justify="right")
-    for metric in TERMINAL_METRICS:
-        if any(card.metrics.get(metric) is not None for card in cards):
-            table.add_row(metric, *[_fmt(card.metrics.get(metric)) for card in cards])
+    for metric in METRICS.shown_in(View.TERMINAL):
+        values = [card.metrics.get(metric.name) for card in cards]
+        if any(value is not None for value in values):
+            table.add_row(metric.name, *map(metric.format, values))
     for card_field, names, unit in (
         ("latency_ms", ("total", "first_token_ms"), "ms"),
         ("prompt_tokens", ("answer_prompt", "answer_prefill"), "tokens"),
@@ -54,7 +38,7 @@ def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None)
         for name in names:
             spreads = [getattr(card, card_field).get(name) for card in cards]
             if any(spreads):
-                cells = [f"{s['median']:.0f}/{s['p95']:.0f}" if s else "—" for s in spreads]
+                cells = [f"{s['median']:.0f}/{s['p95']:.0f}" if s else MISSING for s in spreads]
                 table.add_row(f"{name} p50/p95 {unit}", *cells)
     console.print(table)
     # The default configuration's headline comes last, so it is the final line of the output.
@@ -71,7 +55,7 @@ def _png(figure: plt.Figure) -> str:
 
 def _by_type_plot(card: Scorecard) -> str:
     kinds = list(card.by_type)
-    keys = ["hit@3", "contains_gold", "citation_precision", "unanswerable_abstained"]
+    keys = [metric.name for metric in METRICS.shown_in(View.BY_TYPE_PLOT)]
     figure, axis = plt.subplots(figsize=(9, 3.6))
     width = 0.2
     for offset, key in enumerate(keys):
@@ -106,21 +90,22 @@ def _failure_html(result: ItemResult) -> str:
         or "<li><i>none</i></li>"
     )
     evidence = "".join(f"<li>{html.escape(e)}</li>" for e in result.evidence) or "<li><i>(unanswerable)</i></li>"
-    failed = ", ".join(f"{k}={v:.2f}" for k, v in result.scores.items() if v is not None and _is_failure(k, v))
+    failed = ", ".join(f"{name}={value:.2f}" for name, value in _failed_scores(result))
     abstained = f"<i>(abstained: {html.escape(result.abstain_reason or '')})</i>" if result.abstained else ""
     return f"""<details class="failure"><summary><code>{html.escape(result.id)}</code> [{result.type}]
 {html.escape(result.question)} <span class="bad">{html.escape(failed)}</span></summary>
 <p><b>Answer:</b> {html.escape(result.answer or "")} {abstained}</p>
-<p><b>Gold answers:</b> {html.escape(" | ".join(result.gold_answers) or "—")}</p>
+<p><b>Gold answers:</b> {html.escape(" | ".join(result.gold_answers) or MISSING)}</p>
 <p><b>Citations:</b></p><ul>{citations}</ul><p><b>Gold evidence:</b></p><ul>{evidence}</ul></details>"""
 
 
-def _is_failure(metric: str, value: float) -> bool:
-    if metric == "false_abstention":
-        return value > 0
-    if metric in ("hit@1", "hit@5", "mrr", "ndcg@5", "exact_match", "f1", "supported"):
-        return False
-    return value < 1.0
+def _failed_scores(result: ItemResult) -> list[tuple[str, float]]:
+    """The item's scores that its metrics count as a failure, in registry order."""
+    return [
+        (metric.name, value)
+        for metric in METRICS.item_metrics
+        if (value := result.scores.get(metric.name)) is not None and metric.fails_item(value)
+    ]
 
 
 def write_html_report(
@@ -129,16 +114,15 @@ def write_html_report(
     results_by_run: dict[str, Sequence[ItemResult]],
     extra_sections: Sequence[str] = (),
 ) -> Path:
+    """The self-contained HTML report: every registered metric, plots, extra sections, the main run's failures."""
     rows = "".join(
-        f"<tr><th>{m}</th>{''.join(f'<td>{_fmt(c.metrics.get(m))}</td>' for c in cards)}</tr>" for m in METRIC_ORDER
+        f"<tr><th>{metric.name}</th>{''.join(f'<td>{metric.format(c.metrics.get(metric.name))}</td>' for c in cards)}"
+        "</tr>"
+        for metric in METRICS
     )
     header = "".join(f"<th>{html.escape(c.name)}</th>" for c in cards)
     main = cards[0]
-    failures = [
-        r
-        for r in results_by_run.get(main.name, [])
-        if any(_is_failure(k, v) for k, v in r.scores.items() if v is not None)
-    ]
+    failures = [r for r in results_by_run.get(main.name, []) if _failed_scores(r)]
     body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Evaluation report</title>
 <style>body{{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1b1f24}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccd;padding:.25rem .6rem;text-align:right}}
@@ -159,23 +143,46 @@ evidence string): no NLI model installs offline here (see docs/models.md).</p>
     return path
 
 
-def grid_section(rows: Sequence[tuple[str, Scorecard]], metrics: Sequence[str]) -> str:
-    """A table and a plot of an ablation grid."""
-    header = "".join(f"<th>{m}</th>" for m in metrics)
+def grid_section(rows: Sequence[tuple[str, Scorecard]]) -> str:
+    """A table and a plot of an ablation grid (the registry's grid metrics; the plot shows the first three)."""
+    metrics = METRICS.shown_in(View.GRID)
+    header = "".join(f"<th>{metric.name}</th>" for metric in metrics)
     body = "".join(
-        f"<tr><th>{html.escape(label)}</th>{''.join(f'<td>{_fmt(card.metrics.get(m))}</td>' for m in metrics)}</tr>"
+        f"<tr><th>{html.escape(label)}</th>"
+        f"{''.join(f'<td>{metric.format(card.metrics.get(metric.name))}</td>' for metric in metrics)}</tr>"
         for label, card in rows
     )
     figure, axis = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
     for offset, metric in enumerate(metrics[:3]):
         axis.barh(
             [i + offset * 0.25 for i in range(len(rows))],
-            [card.metrics.get(metric) or 0.0 for _, card in rows],
+            [card.metrics.get(metric.name) or 0.0 for _, card in rows],
             0.25,
-            label=metric,
+            label=metric.name,
         )
     axis.set_yticks([i + 0.25 for i in range(len(rows))], [label for label, _ in rows], fontsize=8)
     axis.set_xlim(0, 1.05)
     axis.legend(fontsize=8)
     axis.set_title("Ablation grid")
     return f"<h2>Ablation grid</h2><table><tr><th>setting</th>{header}</tr>{body}</table>{_png(figure)}"
+
+
+def grid_table(rows: Sequence[tuple[str, Scorecard]]) -> Table:
+    """The ablation grid for the terminal: the registry's grid metrics and the median answer time."""
+    metrics = METRICS.shown_in(View.GRID)
+    table = Table("setting", *[metric.name for metric in metrics], "p50 ms", title="Ablation grid")
+    for label, card in rows:
+        table.add_row(
+            label,
+            *[metric.format(card.metrics.get(metric.name)) for metric in metrics],
+            f"{card.latency_ms.get('total', {}).get('median', float('nan')):.0f}",
+        )
+    return table
+
+
+def squad_table(summary: Mapping[str, float | None], source: str) -> Table:
+    """The SQuAD benchmark's summary (its own figures, SQuAD v2 definitions) for the terminal."""
+    table = Table("metric", "value", title=f"SQuAD 2.0 ({source}, {int(summary['questions'] or 0)} q)")
+    for key, value in summary.items():
+        table.add_row(key, format_value(value))
+    return table

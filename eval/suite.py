@@ -1,21 +1,25 @@
-"""Evaluation runs as one command drives them: gold sets with a baseline row, ablation grids, SQuAD."""
+"""Evaluation runs as `rag eval` drives them: a gold set with a baseline row and an optional ablation grid,
+written out with its HTML report and gated (`run_gold_suite`); the SQuAD benchmark (`run_squad_suite`). Each
+returns what the command prints, so the CLI only renders."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from eval import metrics as m
-from eval.gold import GoldItem
+from eval.gate import GateFailure, check_gate
+from eval.gold import ARTICLE_GOLD, GoldItem, corpus_for, load_gold
+from eval.report import grid_section, write_html_report
 from eval.runner import ItemResult, Scorecard, run_items, summarize, write_results
-from eval.targets import InProcessTarget, Target
+from eval.targets import ApiTarget, InProcessTarget, Target
 from index.loaders import load_documents
 from index.types import ChunkUnit, Document, make_doc_id
 from rag.errors import UserError
@@ -103,6 +107,8 @@ class PipelineFactory:
 
 @dataclass
 class RunOutput:
+    """One configuration's scored items and their scorecard."""
+
     card: Scorecard
     results: list[ItemResult]
 
@@ -123,7 +129,7 @@ def evaluate_settings(
 
 def run_grid(
     base: Settings,
-    grid: dict[str, list[str]],
+    grid: Mapping[str, Sequence[str]],
     items: Sequence[GoldItem],
     factory: PipelineFactory,
     retrieval_only: bool,
@@ -141,6 +147,68 @@ def run_grid(
         write_results(out_dir, "grid-" + label.replace(" ", "_").replace("=", "-"), output.results, output.card)
         rows.append((label, output.card))
     return rows
+
+
+def file_stem(run_name: str) -> str:
+    """The name a run's files are written under (`api http://…` has spaces and slashes)."""
+    return run_name.replace(" ", "_").replace("/", "_")
+
+
+@dataclass(frozen=True)
+class GoldRunPlan:
+    """What `rag eval` was asked to do on a gold set."""
+
+    out: Path
+    gold: Path = ARTICLE_GOLD
+    api: str | None = None  # score a running server instead of in-process pipelines
+    baseline: bool = True
+    grid: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    retrieval_only: bool = False
+    gate: bool = False
+
+
+@dataclass
+class EvalRunResult:
+    """Everything one `rag eval` on a gold set produced: the runs (the gated one first), the grid rows, the
+    report's path and the gate's verdict (None when no gate was asked for)."""
+
+    runs: list[RunOutput]
+    grid: list[tuple[str, Scorecard]]
+    report: Path
+    gate_failures: list[GateFailure] | None
+
+    @property
+    def cards(self) -> list[Scorecard]:
+        return [run.card for run in self.runs]
+
+
+def run_gold_suite(settings: Settings, plan: GoldRunPlan) -> EvalRunResult:
+    """Score the gold set (against its own corpus, if it names one), write every run's items and scorecard
+    and the HTML report to `plan.out`, and check the first run against the gate if asked."""
+    items = load_gold(plan.gold)
+    corpus = corpus_for(plan.gold)
+    if corpus is not None:
+        settings = settings.with_overrides(corpus_path=corpus)
+    factory = PipelineFactory(settings)
+    runs = []
+    if plan.api:
+        target = ApiTarget(plan.api)
+        runs.append(evaluate_target(f"api {plan.api}", {"api": plan.api}, items, target, plan.retrieval_only))
+    else:
+        runs.append(evaluate_settings("default", settings, items, factory, plan.retrieval_only))
+        if plan.baseline:
+            baseline = settings.with_overrides(**BASELINE_OVERRIDES)
+            runs.append(evaluate_settings("baseline", baseline, items, factory, plan.retrieval_only))
+    grid_rows = run_grid(settings, plan.grid, items, factory, plan.retrieval_only, plan.out) if plan.grid else []
+    for run in runs:
+        write_results(plan.out, file_stem(run.card.name), run.results, run.card)
+    report = write_html_report(
+        plan.out / "report.html",
+        [run.card for run in runs],
+        {run.card.name: run.results for run in runs},
+        [grid_section(grid_rows)] if plan.grid else [],
+    )
+    return EvalRunResult(runs, grid_rows, report, check_gate(runs[0].card) if plan.gate else None)
 
 
 # ---- SQuAD 2.0 ------------------------------------------------------------------------------------
@@ -241,3 +309,19 @@ def run_squad(
             "median_ms": m.median_p95([r["total_ms"] for r in rows])[0],
         }
     return summary, rows
+
+
+@dataclass
+class SquadRun:
+    """The SQuAD benchmark's summary and per-question rows (also written to `squad.json`)."""
+
+    summary: dict[str, float | None]
+    rows: list[dict[str, Any]]
+
+
+def run_squad_suite(path: Path, settings: Settings, limit: int | None, retrieval_only: bool, out: Path) -> SquadRun:
+    """Run the SQuAD sample and write `out/squad.json`."""
+    summary, rows = run_squad(path, settings, PipelineFactory(settings), limit, retrieval_only)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "squad.json").write_text(json.dumps({"summary": summary, "items": rows}, indent=1))
+    return SquadRun(summary, rows)
