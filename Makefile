@@ -58,6 +58,7 @@ injection: dev
 bench: dev
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.scale
 
 eval: install

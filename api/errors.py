@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.security import internal_error_response
 from api.state import error_response
@@ -38,9 +39,34 @@ async def _on_invalid(request: Request, error: Exception) -> JSONResponse:
     return error_response(422, message, detail=details)
 
 
+# What `Allow` may name: every method a route here can declare.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path, asked of the routes as the router asks them. Starlette's 405
+    names only the first matching route's methods, so `/api/documents` would answer `Allow: GET` and hide POST."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    return error_response(error.status_code, str(error.detail), headers=dict(error.headers or {}))
+    headers = dict(error.headers or {})
+    if error.status_code == 400:
+        # Only the body parsers raise 400 here (FastAPI's, for JSON that is not UTF-8; Starlette's, for a broken
+        # multipart body): an unreadable body is invalid input, 422 like JSON that does not parse. (The Host
+        # refusal, this API's one 400, is answered by its middleware.)
+        message = str(error.detail)
+        return error_response(422, f"invalid request: body: {message}", detail=[{"field": "body", "message": message}])
+    if error.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(error.status_code, str(error.detail), headers=headers)
 
 
 async def _on_unhandled(request: Request, error: Exception) -> JSONResponse:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from rag.types import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, MAX_TOP_K, Passage, Turn
+from rag.pipeline import Stage
+from rag.types import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, MAX_TOP_K, Answer, Citation, Passage, Turn
 
 
 def require_text(value: str) -> str:
@@ -14,6 +16,26 @@ def require_text(value: str) -> str:
     if not value.strip():
         raise ValueError("must contain text, not only whitespace")
     return value
+
+
+# One character `str.strip` keeps (the whitespace set spelled out, since regex engines' `\s` differ, and Python's
+# also holds the separators U+001C–U+001F): what `require_text` asks, stated in the schema so clients know it.
+# Only documented: the validator's message says what is wrong better than a failed pattern would.
+NOT_BLANK: dict[str, Any] = {
+    "pattern": "[^" + "".join(f"\\u{code:04x}" for code in range(0x10000) if chr(code).isspace()) + "]"
+}
+
+
+def json_integer(value: Any) -> Any:
+    """A before-validator for integer fields: JSON Schema's `integer` includes `3.0`, but `"3"` and `true` are
+    mistakes in a client, not numbers to guess at."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer, not a string or a boolean")
+    return value
+
+
+# An optional integer as the schema documents it (non-strict only so that 3.0 counts, as JSON Schema says).
+OptionalJsonInt = Annotated[int | None, BeforeValidator(json_integer)]
 
 
 def _lone_surrogate(value: Any, where: str = "") -> str | None:
@@ -41,7 +63,11 @@ class RequestBody(BaseModel):
 
     pydantic refuses a lone surrogate in a `str` field, but not inside `Any` (OpenAI content parts) or
     in a field name, where it later fails in the tokenizer or the response encoder as a 500.
+
+    Strict: a field takes the JSON type its schema documents, so `0` is not `false` and `"0.5"` is not a number.
     """
+
+    model_config = ConfigDict(strict=True)
 
     @field_validator("*")
     @classmethod
@@ -63,21 +89,109 @@ class ErrorBody(BaseModel):
     )
 
 
+Responses = dict[int | str, dict[str, Any]]
+
+
+def documented_error(description: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An error status for a route's `responses`: the `ErrorBody` shape and the headers it always carries."""
+    response: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "required": True, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+_RETRY_AFTER = {"Retry-After": "Seconds to wait before retrying."}
+
 # Documented on every route: FastAPI's default 422 schema is not the shape this API sends.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorBody, "description": "Invalid request: `detail` names each field and what is wrong."},
-    413: {"model": ErrorBody, "description": "The body is over the size limit."},
+ERROR_RESPONSES: Responses = {
+    422: documented_error("Invalid request: `detail` names each field and what is wrong."),
+    413: documented_error("The body is over the size limit."),
 }
+# The answer routes: every generation place and queue place is taken, or the generator failed.
+BUSY_RESPONSES: Responses = {
+    503: documented_error("The answer generator is busy or failed: retry after `Retry-After` seconds.", _RETRY_AFTER)
+}
+NOT_FOUND_RESPONSES: Responses = {404: documented_error("No document with this id: `GET /api/documents` lists them.")}
+# Document writes, refused by `api.security.AdminGuard` before the body is read.
+ADMIN_RESPONSES: Responses = {
+    401: documented_error(
+        "No admin token: send `Authorization: Bearer <RAG_ADMIN_TOKEN>`.", {"WWW-Authenticate": "`Bearer`"}
+    ),
+    403: documented_error("The admin token is wrong, or the server has none (`RAG_ADMIN_TOKEN`) and takes no changes."),
+    429: documented_error(
+        "Too many wrong admin tokens from this client; refused even with the right one until then.", _RETRY_AFTER
+    ),
+}
+# A document write that changed nothing (`api.routes.documents._write_failure`).
+WRITE_FAILURE_RESPONSES: Responses = {
+    409: documented_error("The index on disk is unreadable or was built with another embedder: rebuild it."),
+    503: documented_error("Another writer held the index too long (or Milvus is unreachable).", _RETRY_AFTER),
+    507: documented_error("The index could not be saved (disk full, permissions)."),
+}
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with each `$ref` replaced by its definition, for places a `$ref` into the model's
+    own `$defs` cannot point from (inside an event stream's `itemSchema`)."""
+    schema = model.model_json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {key: value for key, value in node.items() if key != "$ref"}
+                return resolve({**definitions[ref.removeprefix("#/$defs/")], **rest})
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def json_text(schema: dict[str, Any]) -> dict[str, Any]:
+    """A string that holds JSON matching `schema` (an SSE `data` field); schemathesis parses and checks it."""
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}
+
+
+def event_stream(description: str, item_schema: dict[str, Any]) -> dict[str, Any]:
+    """A `text/event-stream` 200 response whose events each match `item_schema` (OpenAPI 3.2's `itemSchema`, which
+    FastAPI writes for its own streams too): `{"event"?, "data", "id"?, "retry"?}` per event, comments left out."""
+    return {"description": description, "content": {"text/event-stream": {"itemSchema": item_schema}}}
+
+
+def named_events(events: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
+    """The `itemSchema` of a stream whose events are told apart by name, each with its own JSON `data`."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {"event": {"const": name}, "data": json_text(inline_schema(model))},
+            }
+            for name, model in events.items()
+        ]
+    }
+
+
+# Shown in the API docs, and sent by schemathesis's examples phase.
+_EXAMPLE_QUESTION = "What did Deng agree in 1979?"
 
 
 class AskRequest(RequestBody):
     """A question about the indexed documents."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": _EXAMPLE_QUESTION}]})
 
     question: str = Field(
         min_length=1,
         max_length=MAX_QUESTION_CHARS,
+        json_schema_extra=NOT_BLANK,
         description="The question, 1–2000 characters (fewer where the server sets `RAG_MAX_QUESTION_CHARS`).",
     )
     history: list[Turn] = Field(
@@ -85,12 +199,11 @@ class AskRequest(RequestBody):
         max_length=MAX_HISTORY_TURNS,
         description="Earlier turns of the conversation, oldest first; a follow-up is rewritten with them.",
     )
-    # strict: "3" and true are mistakes in a client, not numbers to guess at.
-    top_k: int | None = Field(
+    top_k: OptionalJsonInt = Field(
         None,
         ge=1,
         le=MAX_TOP_K,
-        strict=True,
+        strict=False,
         description="Passages the model reads (default: the server's `RAG_TOP_K`).",
     )
 
@@ -100,13 +213,18 @@ class AskRequest(RequestBody):
 class SearchRequest(RequestBody):
     """Retrieval only: no model writes anything."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"query": "Deng Xiaoping 1979 intelligence", "top_k": 3}]}
+    )
 
     query: str = Field(
-        min_length=1, max_length=MAX_QUESTION_CHARS, description="What to search for, 1–2000 characters."
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        json_schema_extra=NOT_BLANK,
+        description="What to search for, 1–2000 characters.",
     )
-    top_k: int | None = Field(
-        None, ge=1, le=50, strict=True, description="How many passages (default: the server's `RAG_TOP_K`)."
+    top_k: OptionalJsonInt = Field(
+        None, ge=1, le=50, strict=False, description="How many passages (default: the server's `RAG_TOP_K`)."
     )
 
     _not_blank = field_validator("query")(require_text)
@@ -128,6 +246,12 @@ class DocumentSummary(BaseModel):
     sha256: str = Field(description="Of the document's text: the same content is never indexed twice.")
     passages: int = Field(description="How many passages it was split into.")
     chars: int = Field(description="Length of its text in characters.")
+
+
+class RemovedResponse(BaseModel):
+    """A document was removed from the index."""
+
+    removed: str = Field(description="The removed document's id.")
 
 
 class DocumentDetail(BaseModel):
@@ -179,10 +303,121 @@ class ChatMessageIn(RequestBody):
 
 
 class ChatCompletionRequest(RequestBody):
-    model_config = ConfigDict(extra="allow")  # OpenAI clients send many optional fields
+    model_config = ConfigDict(
+        extra="allow",  # OpenAI clients send many optional fields
+        json_schema_extra={
+            "examples": [
+                {"messages": [{"role": "user", "content": _EXAMPLE_QUESTION}]},
+                {"messages": [{"role": "user", "content": _EXAMPLE_QUESTION}], "stream": True},
+            ]
+        },
+    )
 
     model: str = "rag-chatbot"
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=100)
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: OptionalJsonInt = Field(None, ge=1, strict=False)
     temperature: float | None = None
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"]
+    content: str = Field(description="The checked answer, or the abstention.")
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessageOut
+    finish_reason: Literal["stop"]
+
+
+class ChatCompletion(BaseModel):
+    """A non-streamed completion; `citations` and `rag` (the whole `Answer`) are extra fields beside `choices`."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    citations: list[Citation]
+    rag: Answer
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = Field(None, description="Checked text only, sent once the checks have passed.")
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One `data:` line of a streamed completion; the last chunk carries `citations` and `rag`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    citations: list[Citation] | None = None
+    rag: Answer | None = None
+    rag_draft: str | None = Field(None, description='A piece of the unchecked draft, with `"rag_stream_drafts": true`.')
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+
+
+class OpenAIStreamError(BaseModel):
+    """A failure inside a stream, in the shape the official client raises."""
+
+    error: OpenAIErrorDetail
+
+
+# ---- the `/api/ask/stream` events (`api.streaming.sse_event`) ---------------------------------------
+class StatusData(BaseModel):
+    stage: Stage
+
+
+class PassagesData(BaseModel):
+    passages: list[Passage]
+    standalone_question: str
+
+
+class TokenData(BaseModel):
+    text: str = Field(description="A piece of the unchecked draft: provisional, never the answer.")
+
+
+class StreamErrorData(BaseModel):
+    message: str
+
+
+ASK_STREAM = event_stream(
+    "Server-Sent Events: `status`, `passages`, then `token`s of the unchecked draft, then `done` (the `Answer`, "
+    "as `POST /api/ask` returns it) or `error`.",
+    named_events(
+        {
+            "status": StatusData,
+            "passages": PassagesData,
+            "token": TokenData,
+            "done": Answer,
+            "error": StreamErrorData,
+        }
+    ),
+)
+CHAT_COMPLETION_STREAM: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                json_text({"anyOf": [inline_schema(ChatCompletionChunk), inline_schema(OpenAIStreamError)]}),
+            ]
+        }
+    },
+}

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("rag.api")
@@ -74,6 +75,14 @@ def is_document_write(scope: Scope) -> bool:
     """A request that changes the document set (upload, replace, remove) and so needs the admin token."""
     path: str = scope.get("path", "")
     return scope.get("method") in WRITE_METHODS and (path == DOCUMENT_PATH or path.startswith(DOCUMENT_PATH + "/"))
+
+
+def has_route(scope: Scope) -> bool:
+    """Whether one of the app's routes serves this method at this path (True when the routes are unknown)."""
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+    if routes is None:
+        return True
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
 
 
 def public_source(source: str) -> str:
@@ -170,7 +179,9 @@ class AdminGuardMiddleware:
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_document_write(scope):
+        # A method no route serves gets the router's 405 (with `Allow`) rather than a 401: there is nothing to
+        # protect, and the answer should say what the resource takes.
+        if scope["type"] == "http" and is_document_write(scope) and has_route(scope):
             refusal = self.guard.check(Headers(scope=scope).get("authorization"), client_address(scope))
             if refusal is not None:
                 headers = _close_if_body_unread(scope, refusal.headers)

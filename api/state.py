@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.limits import GenerationLimiter
 from api.observability import Metrics, log_event
@@ -108,9 +109,18 @@ def _state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(_state)]
 
 
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+# Declares the bearer scheme in the API docs (Swagger UI's Authorize button, clients' generated auth);
+# `require_admin` reads the header itself, as the guard middleware does.
+ADMIN_TOKEN = HTTPBearer(
+    scheme_name="adminToken", description="`RAG_ADMIN_TOKEN`, for document changes.", auto_error=False
+)
+
+
+def require_admin(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(ADMIN_TOKEN)] = None
+) -> None:
     """The admin token, for routes outside /api/documents (those are checked before their body is read)."""
     guard: AdminGuard = request.app.state.admin_guard
-    refusal = guard.check(authorization, client_address(request.scope))
+    refusal = guard.check(request.headers.get("authorization"), client_address(request.scope))
     if refusal is not None:
         raise HTTPException(refusal.status, refusal.message, refusal.headers or None)

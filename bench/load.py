@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -72,12 +76,26 @@ async def hammer(
     return outcome
 
 
+def build_index(directory: Path) -> None:
+    """A fresh index of the built-in corpus at `directory`: `rag serve` builds only its default directory and
+    refuses any other that is missing."""
+    subprocess.run(
+        [sys.executable, "-m", "cli.main", "index", "build", "--index-dir", str(directory)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="Fewer requests.")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
-    with ServeProcess({"RAG_INDEX_DIR": str(PROJECT_ROOT / "var" / "bench-index")}) as server:
+    index_dir = PROJECT_ROOT / "var" / "bench-index"
+    build_index(index_dir)
+    with ServeProcess({"RAG_INDEX_DIR": str(index_dir)}) as server:
         url = server.url
         process = psutil.Process(server.pid)
         items = load_gold(ARTICLE_GOLD)

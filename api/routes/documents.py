@@ -10,7 +10,16 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, Upl
 from fastapi.responses import JSONResponse
 
 from api.observability import log_event
-from api.schemas import ERROR_RESPONSES, DocumentDetail, DocumentSummary, IngestResponse
+from api.schemas import (
+    ADMIN_RESPONSES,
+    ERROR_RESPONSES,
+    NOT_FOUND_RESPONSES,
+    WRITE_FAILURE_RESPONSES,
+    DocumentDetail,
+    DocumentSummary,
+    IngestResponse,
+    RemovedResponse,
+)
 from api.security import public_source
 from api.state import State, error_response, require_admin
 from index.library import Library
@@ -18,6 +27,26 @@ from index.loaders import DocumentLoadError, document_from_bytes
 from index.store import IndexLockedError, IndexStoreError, IndexWriteError
 
 router = APIRouter(tags=["documents"], responses=ERROR_RESPONSES)
+# The file's name decides how it is read (.txt, .md, .html): documented as an example of the part's header, which
+# is also the name schemathesis gives the files it uploads.
+UPLOAD_ENCODING: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {
+                    "file": {
+                        "headers": {
+                            "Content-Disposition": {
+                                "schema": {"type": "string"},
+                                "example": 'form-data; name="file"; filename="notes.md"',
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 
 def _write_failure(error: IndexStoreError) -> JSONResponse:
@@ -47,7 +76,7 @@ async def list_documents(rag_state: State) -> Any:
     ]
 
 
-@router.get("/api/documents/{doc_id}", response_model=DocumentDetail)
+@router.get("/api/documents/{doc_id}", response_model=DocumentDetail, responses=NOT_FOUND_RESPONSES)
 async def get_document(doc_id: str, rag_state: State) -> Any:
     document = rag_state.pipeline.index.document(doc_id)
     if document is None:
@@ -62,6 +91,12 @@ async def get_document(doc_id: str, rag_state: State) -> Any:
     response_model=IngestResponse,
     status_code=201,
     dependencies=[Depends(require_admin)],
+    responses={
+        200: {"model": IngestResponse, "description": "`unchanged`: the same content was already indexed."},
+        **ADMIN_RESPONSES,
+        **WRITE_FAILURE_RESPONSES,
+    },
+    openapi_extra=UPLOAD_ENCODING,
 )
 async def upload_document(
     rag_state: State,
@@ -102,8 +137,15 @@ async def upload_document(
     return result
 
 
-@router.delete("/api/documents/{doc_id}", dependencies=[Depends(require_admin)])
+@router.delete(
+    "/api/documents/{doc_id}",
+    response_model=RemovedResponse,
+    dependencies=[Depends(require_admin)],
+    responses={**NOT_FOUND_RESPONSES, **ADMIN_RESPONSES, **WRITE_FAILURE_RESPONSES},
+)
 async def delete_document(doc_id: str, rag_state: State) -> Any:
+    """Remove a document and its passages (admin token required); the index on disk is updated atomically."""
+
     def remove() -> bool:
         return Library(rag_state.settings.index_dir, rag_state.pipeline.index).remove(doc_id)
 
@@ -114,4 +156,4 @@ async def delete_document(doc_id: str, rag_state: State) -> Any:
     if not removed:
         raise HTTPException(404, f"no document {doc_id!r}; GET /api/documents lists them")
     log_event("remove", doc_id=doc_id)
-    return {"removed": doc_id}
+    return RemovedResponse(removed=doc_id)

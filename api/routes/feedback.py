@@ -14,7 +14,7 @@ from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import ERROR_RESPONSES, require_text
+from api.schemas import ERROR_RESPONSES, NOT_BLANK, RequestBody, documented_error, require_text
 from rag.types import MAX_QUESTION_CHARS, MAX_TURN_CHARS
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
@@ -23,7 +23,7 @@ router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 _APPEND_LOCK = threading.Lock()
 
 
-class FeedbackCitation(BaseModel):
+class FeedbackCitation(RequestBody):
     """Which passage an answer cited, so a reviewer can check the evidence."""
 
     model_config = ConfigDict(extra="forbid")
@@ -32,7 +32,7 @@ class FeedbackCitation(BaseModel):
     chunk_id: str = Field(max_length=200, description="The cited passage's id.")
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(RequestBody):
     """A rating of one answer, as shown to the user."""
 
     model_config = ConfigDict(
@@ -49,8 +49,18 @@ class FeedbackRequest(BaseModel):
         },
     )
 
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question as the user typed it.")
-    answer: str = Field(min_length=1, max_length=MAX_TURN_CHARS, description="The answer text the user rated.")
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        json_schema_extra=NOT_BLANK,
+        description="The question as the user typed it.",
+    )
+    answer: str = Field(
+        min_length=1,
+        max_length=MAX_TURN_CHARS,
+        json_schema_extra=NOT_BLANK,
+        description="The answer text the user rated.",
+    )
     rating: Literal["up", "down"] = Field(description="`up`: a good answer; `down`: a bad one.")
     note: str | None = Field(None, max_length=2000, description="What was good or wrong, in the user's words.")
     abstained: bool | None = Field(None, description="Whether the rated answer was an abstention.")
@@ -82,10 +92,7 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     response_model=FeedbackResponse,
     status_code=201,
     summary="Rate an answer (thumbs up/down, optional note)",
-    responses={
-        422: {"description": "A field is missing or invalid; `error` names it."},
-        500: {"description": "The feedback file could not be written."},
-    },
+    responses={500: documented_error("The feedback file could not be written.")},
 )
 async def post_feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
     """Append the rating to the JSONL file named by `RAG_FEEDBACK_PATH` (one line per rating)."""

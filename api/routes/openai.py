@@ -14,7 +14,13 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.limits import Reservation, Saturated
-from api.schemas import ERROR_RESPONSES, ChatCompletionRequest
+from api.schemas import (
+    BUSY_RESPONSES,
+    CHAT_COMPLETION_STREAM,
+    ERROR_RESPONSES,
+    ChatCompletion,
+    ChatCompletionRequest,
+)
 from api.state import State, error_response
 from api.streaming import OpenAIChunks, iterate_closing
 from rag.generators import GeneratorError
@@ -47,7 +53,17 @@ async def list_models() -> Any:
     }
 
 
-@router.post("/v1/chat/completions")
+@router.post(
+    "/v1/chat/completions",
+    responses={
+        200: {
+            "model": ChatCompletion,
+            "description": "The completion; with `stream: true`, `chat.completion.chunk` events ending in `[DONE]`.",
+            "content": {"text/event-stream": {"itemSchema": CHAT_COMPLETION_STREAM}},
+        },
+        **BUSY_RESPONSES,
+    },
+)
 async def chat_completions(body: ChatCompletionRequest, rag_state: State) -> Any:
     """The chatbot as an OpenAI model; the cited passages travel in the extra field `citations`."""
     turns = [m for m in body.messages if m.role in ("user", "assistant")]

@@ -12,7 +12,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from api.limits import Reservation, Saturated
-from api.schemas import ERROR_RESPONSES, AskRequest, SearchRequest, SearchResponse
+from api.schemas import ASK_STREAM, BUSY_RESPONSES, ERROR_RESPONSES, AskRequest, SearchRequest, SearchResponse
 from api.state import State
 from api.streaming import iterate_closing, sse_event
 from rag.generators import GeneratorError
@@ -37,7 +37,7 @@ class ReservedEventSource(EventSourceResponse):
             self.reservation.cancel()
 
 
-@router.post("/api/ask", response_model=Answer)
+@router.post("/api/ask", response_model=Answer, responses=BUSY_RESPONSES)
 async def ask(body: AskRequest, rag_state: State, request: Request) -> Any:
     """Answer a question from the indexed documents, citing the passages used."""
     try:
@@ -47,7 +47,14 @@ async def ask(body: AskRequest, rag_state: State, request: Request) -> Any:
         return rag_state.saturated()
 
 
-@router.post("/api/ask/stream")
+# response_class (with the status it cannot read from that class) only keeps FastAPI from documenting a JSON 200
+# as well: the route builds its own response.
+@router.post(
+    "/api/ask/stream",
+    response_class=ReservedEventSource,
+    status_code=200,
+    responses={200: ASK_STREAM, **BUSY_RESPONSES},
+)
 async def ask_stream(body: AskRequest, rag_state: State) -> Any:
     """Server-Sent Events: `passages`, then `token`s, then `done` (the Answer) or `error`."""
     rag_state.check_question(body.question)
