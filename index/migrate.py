@@ -4,6 +4,8 @@
 
 `--to` defaults to RAG_MILVUS_URI and `--collection` to RAG_MILVUS_COLLECTION, as `rag serve` reads them.
 Documents whose content (sha256) Milvus already has are left alone, so a second run changes nothing.
+A Milvus index of an older schema version (milvus_store.SCHEMA_VERSION), which this version cannot read, is
+replaced.
 The FAISS directory is only read.
 """
 
@@ -18,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import UserError
-from index.milvus_store import MilvusPassageIndex
+from index.milvus_store import SCHEMA_VERSION, MilvusPassageIndex
 from index.service import make_spec_embedder, new_index, open_index
 from index.store import Embedded, IngestReport, PassageIndex, embedding_key
 from index.types import IndexSpec, StoreKind
 
 
 def migrate(source: PassageIndex, target: MilvusPassageIndex) -> IngestReport:
-    """Every document of `source` with its passages and stored vectors, added to `target`."""
+    """Every document of `source` with its passages and stored vectors, added to `target` — or, if `target`
+    is of an older schema version (which nothing in this version reads or writes), replacing it."""
     state = source.snapshot()
     embedded: dict[tuple[str, str], Embedded] = {}
     for doc_id, document in state.documents.items():
@@ -34,7 +37,10 @@ def migrate(source: PassageIndex, target: MilvusPassageIndex) -> IngestReport:
         for row, faiss_id in enumerate(ids):
             vectors[row] = state.vectors.reconstruct(faiss_id)
         embedded[embedding_key(document)] = Embedded([state.chunks[i] for i in ids], vectors)
-    return target.add(list(state.documents.values()), replace_same_source=False, embedded=embedded)
+    documents = list(state.documents.values())
+    if target.built_schema != SCHEMA_VERSION:
+        return target.rebuild(documents, embedded=embedded)
+    return target.add(documents, replace_same_source=False, embedded=embedded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         target = new_index(dataclasses.replace(spec, store=StoreKind.MILVUS), embedder)
         if not isinstance(target, MilvusPassageIndex):
             raise TypeError("new_index did not open a Milvus store")
+        layout = target.built_schema
         report = migrate(source, target)
         target.close()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    replaced = f" (replaced its index of schema version {layout}, which this version does not read)"
     print(
         f"copied {len(report.added)} document(s) and {report.passages_embedded} passages from {args.source} "
-        f"to {args.to}; {len(report.unchanged)} already there"
+        f"to {args.to}; {len(report.unchanged)} already there{replaced if layout != SCHEMA_VERSION else ''}"
     )
     return 0
 

@@ -1,11 +1,14 @@
 """The passage index in Milvus: documents, passages and a change token in three collections, so any
 number of processes can serve and ingest the same index (`RAG_STORE=milvus`).
 
-    {prefix}_passages   chunk_id (primary), doc_id, text, start, end, dense vector, and a sparse BM25
-                        vector computed by Milvus from `text` (its full-text search function)
+    {prefix}_passages   chunk_id (primary), doc_id, text, start, end, dense vector, `terms` (the passage's
+                        BM25 terms as the FAISS store's BM25 sees them, index.keywords, each spelt as one
+                        word for Milvus's tokenizer: see `milvus_terms`), and a sparse BM25 vector computed
+                        by Milvus from `terms` (its full-text search function)
     {prefix}_documents  a document's text in parts of at most PART_CHARS characters (a VARCHAR field
                         is limited to 64 KB); part 0 — the head — carries sha256, source and metadata
-    {prefix}_meta       "spec": what the index was built with; "generation": a token every write replaces
+    {prefix}_meta       "spec": what the index was built with, and its SCHEMA_VERSION; "generation":
+                        a token every write replaces
 
 Milvus has no multi-collection transactions, so visibility follows write order instead: an add writes
 its passages, then its text parts, then the head; a remove deletes the head first. Readers see a
@@ -34,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN
 
 from index.embedders import Embedder, Vectors
+from index.keywords import bm25_terms
 from index.store import (
     DocumentInfo,
     Embedded,
@@ -63,15 +66,43 @@ SCAN_BATCH = 1000
 MAX_TOP_K = 16_384  # Milvus's limit on limit
 CONNECT_TIMEOUT_S = 10.0
 STUB_DIMENSION = 2  # Milvus wants a vector field in every collection; documents and meta have no vectors
-# The product's BM25 (bm25s in rag.retrievers) drops exactly bm25s's English stop words and keeps question words
-# ("what", "who"); Milvus's analyzer keeps every word unless told, so it is told the same list.
-STOP_WORDS = sorted(STOPWORDS_EN)
 # bm25s's defaults; a Milvus server would otherwise use k1 = 1.2 (Milvus Lite uses 1.5).
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+# The collections' layout, kept in the "spec" record. 1 (a record without "schema"): Milvus's BM25 read `text`
+# through its own tokenizer; 2: it reads `terms`, the FAISS store's tokens. An index of another layout is
+# rebuilt, not read: its BM25 vectors were computed from other tokens.
+SCHEMA_VERSION = 2
+# Milvus's standard tokenizer, no filters: the terms are lower-case already and hold no stop words (the
+# product removed them), so a lowercase or stop filter would change nothing.
+TERMS_ANALYZER: dict[str, Any] = {"tokenizer": "standard"}
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+ESCAPE = "ǂ"  # U+01C2 LATIN LETTER ALVEOLAR CLICK: a letter (Lo) with no case; see milvus_term
 
 
 class MilvusUnavailableError(IndexLockedError):
     """The Milvus store cannot be reached or opened now (the API answers it with 503 and Retry-After)."""
+
+
+def milvus_term(token: str) -> str:
+    """`token` spelt as one word for Milvus's standard tokenizer, which splits it at every character that is not
+    a letter or digit (Milvus Lite: the regex `\\w+`, so `_` too is kept; a Milvus server: Rust's
+    `is_alphanumeric`, which splits at `_`): every character but a-z and 0-9 becomes ESCAPE, its code point in
+    hex, ESCAPE — "china's" is `chinaǂ27ǂs`, "u.s" `uǂ2eǂs`, "1,000" `1ǂ2cǂ000`. ESCAPE is a caseless letter,
+    so both tokenizers keep it inside the word and lowercasing leaves it alone; it is escaped itself, so no
+    two tokens are spelt alike. Non-ASCII characters are escaped as well, since lowercasing could change
+    them ("İ" lowers to two characters, the second not a letter)."""
+    return "".join(ch if ch in _PLAIN else f"{ESCAPE}{ord(ch):x}{ESCAPE}" for ch in token)
+
+
+def milvus_terms(text: str) -> str:
+    """The `terms` value of a passage, or the BM25 query of a question: the terms the FAISS store's BM25
+    ranks on (index.keywords.bm25_terms), each spelt by `milvus_term`, separated by spaces."""
+    terms = " ".join(milvus_term(token) for token in bm25_terms(text))
+    # Only a pathological passage (a 4,000-word chunk made of "a.b.c…", each "." six bytes here) could exceed
+    # a VARCHAR; its last terms are dropped rather than the passage refused.
+    if len(terms.encode()) <= TEXT_BYTES:
+        return terms
+    return terms.encode()[: TEXT_BYTES + 1].decode(errors="ignore").rsplit(" ", 1)[0]
 
 
 def _quoted(value: str) -> str:
@@ -170,6 +201,8 @@ class MilvusPassageIndex(PassageIndex):
         self.client = connect(uri)
         self._view_lock = threading.Lock()
         self._view = _View(token="")
+        self.built_schema = SCHEMA_VERSION  # the layout of the collections opened (see SCHEMA_VERSION)
+        self._unusable: str | None = None  # why only `rebuild` may touch the collections, when it is so
         self._version = 0
         self._checked_at = 0.0
         self._written_at = time.time()
@@ -199,6 +232,7 @@ class MilvusPassageIndex(PassageIndex):
             "unit": self.spec.chunk_unit.value,
             "chunk_size": self.spec.chunk_size,
             "chunk_overlap": self.spec.chunk_overlap,
+            "schema": SCHEMA_VERSION,
         }
 
     def _exists(self) -> bool:
@@ -224,17 +258,41 @@ class MilvusPassageIndex(PassageIndex):
             self._put_meta("spec", json.dumps(self._spec_record()))
             return
         built = json.loads(rows[0]["value"])
-        if built["model"] != self.embedder.model_name or built["dimension"] != self.embedder.dimension:
-            raise IndexMismatchError(
-                f"the index in Milvus at {self.uri} was built with embedder {built['model']} "
-                f"({built['dimension']} dimensions) but the settings use {self.embedder.model_name} "
-                f"({self.embedder.dimension}): rebuild it with `rag index build`"
-            )
+        self.built_schema = int(built.get("schema", 1))
+        problem = self._mismatch(built)
+        if problem:
+            if not create:
+                raise IndexMismatchError(problem)
+            # Opened to be rebuilt (`rag index build`, a migration, new_index): `rebuild` recreates the
+            # collections; anything else would read or write the old ones, and says this instead.
+            self._unusable = problem
+            return
         from index.service import built_spec, make_chunker  # service imports this module
 
         spec = built_spec(self.spec, built, f"Milvus at {self.uri}")
         if spec != self.spec:
             self.spec, self.chunker = spec, make_chunker(spec)
+
+    def _mismatch(self, built: Mapping[str, Any]) -> str | None:
+        """Why the collections described by the spec record `built` cannot be used as they are, if so."""
+        if self.built_schema != SCHEMA_VERSION:
+            return (
+                f"the index in Milvus at {self.uri} (collections {self.prefix}_*) has schema version "
+                f"{self.built_schema} but this version reads {SCHEMA_VERSION} (BM25 over the product's keyword "
+                "tokens): rebuild it with `rag index build`, or copy a FAISS index into it with "
+                "`python -m index.migrate`"
+            )
+        if built["model"] != self.embedder.model_name or built["dimension"] != self.embedder.dimension:
+            return (
+                f"the index in Milvus at {self.uri} was built with embedder {built['model']} "
+                f"({built['dimension']} dimensions) but the settings use {self.embedder.model_name} "
+                f"({self.embedder.dimension}): rebuild it with `rag index build`"
+            )
+        return None
+
+    def _check_usable(self) -> None:
+        if self._unusable is not None:
+            raise IndexMismatchError(self._unusable)
 
     def _create(self) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -245,9 +303,9 @@ class MilvusPassageIndex(PassageIndex):
         passages = MilvusClient.create_schema(auto_id=False)
         passages.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=ID_BYTES)
         passages.add_field("doc_id", DataType.VARCHAR, max_length=ID_BYTES)
-        analyzer = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+        passages.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
         passages.add_field(
-            "text", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=analyzer
+            "terms", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params=TERMS_ANALYZER
         )
         passages.add_field("start", DataType.INT64)
         passages.add_field("end", DataType.INT64)
@@ -255,9 +313,9 @@ class MilvusPassageIndex(PassageIndex):
         passages.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         passages.add_function(
             Function(
-                name="text_bm25",
+                name="terms_bm25",
                 function_type=FunctionType.BM25,
-                input_field_names=["text"],
+                input_field_names=["terms"],
                 output_field_names=["sparse"],
             )
         )
@@ -286,6 +344,7 @@ class MilvusPassageIndex(PassageIndex):
         meta.add_field("stub", DataType.FLOAT_VECTOR, dim=STUB_DIMENSION)
         self.client.create_collection(self.meta_name, schema=meta, index_params=self._stub_index(), **options)
         self._put_meta("spec", json.dumps(self._spec_record()))
+        self.built_schema, self._unusable = SCHEMA_VERSION, None
         self._bump()
 
     def _stub_index(self) -> Any:
@@ -326,6 +385,7 @@ class MilvusPassageIndex(PassageIndex):
             return True
 
     def _current(self) -> _View:
+        self._check_usable()
         self._refresh_token()
         return self._view
 
@@ -464,6 +524,7 @@ class MilvusPassageIndex(PassageIndex):
 
     def search(self, query_vector: Vectors, k: int) -> list[tuple[Chunk, float]]:
         """Dense search: exact inner product on unit vectors (cosine), best first."""
+        self._check_usable()
         if k <= 0:
             return []
         results = self.client.search(
@@ -477,12 +538,14 @@ class MilvusPassageIndex(PassageIndex):
         return self._hits(results)
 
     def keyword_search(self, text: str, k: int) -> list[tuple[Chunk, float]]:
-        """Milvus's BM25 full-text search over the passages, best first."""
-        if k <= 0 or not any(ch.isalnum() for ch in text):
+        """Milvus's BM25 full-text search over the passages' terms, best first: the FAISS store's BM25 ranking
+        (the same terms, k1 and b, and Lucene's IDF on both)."""
+        self._check_usable()
+        if k <= 0:
             return []
         results = self.client.search(
             self.passages_name,
-            data=[text],
+            data=[milvus_terms(text)],
             anns_field="sparse",
             limit=min(k, MAX_TOP_K),
             output_fields=list(self._FIELDS),
@@ -498,15 +561,16 @@ class MilvusPassageIndex(PassageIndex):
         Equal sums go to the passage nearer the question, as in rag.retrievers.HybridRetriever."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
+        self._check_usable()
         if k <= 0:
             return []
-        if not any(ch.isalnum() for ch in text):
-            return self.search(query_vector, k)
         vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         limit = min(candidates, MAX_TOP_K)
         requests = [
             AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={"metric_type": "IP"}, limit=limit),
-            AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=limit),
+            AnnSearchRequest(
+                data=[milvus_terms(text)], anns_field="sparse", param={"metric_type": "BM25"}, limit=limit
+            ),
         ]
         # Milvus orders equal RRF sums by primary key (passage #16 before #7), the product's fusion by the dense
         # ranking; two passages a rank apart in each list tie, which is common. So every fused candidate comes
@@ -526,6 +590,7 @@ class MilvusPassageIndex(PassageIndex):
 
     def vectors_for(self, chunk_ids: Sequence[str]) -> Vectors:
         """Stored vectors of the given passages; a passage removed meanwhile gets a zero vector (relevance 0)."""
+        self._check_usable()
         out = np.zeros((len(chunk_ids), self.embedder.dimension), dtype=np.float32)
         if not chunk_ids:
             return out
@@ -578,6 +643,7 @@ class MilvusPassageIndex(PassageIndex):
         """Add documents and commit them at once. Identical content (by sha256) is reported unchanged; a
         document replaces one with the same doc_id and, with `replace_same_source`, every one from its source.
         `embedded` supplies passages and vectors computed elsewhere (a migration from FAISS)."""
+        self._check_usable()
         known = self._known_by_sha(documents)
         ready = dict(embedded or {})
         fresh: list[Document] = []
@@ -617,6 +683,7 @@ class MilvusPassageIndex(PassageIndex):
                 "chunk_id": chunk.chunk_id,
                 "doc_id": chunk.doc_id,
                 "text": chunk.text,
+                "terms": milvus_terms(chunk.text),
                 "start": chunk.start,
                 "end": chunk.end,
                 "vector": np.asarray(vector, dtype=np.float32).tolist(),
@@ -667,6 +734,7 @@ class MilvusPassageIndex(PassageIndex):
 
     def remove(self, doc_id: str) -> bool:
         """Remove a document; False if there is no such document."""
+        self._check_usable()
         with self.write_lock:
             if not self._heads(f"doc_id == {_quoted(doc_id)}"):
                 return False
@@ -674,14 +742,24 @@ class MilvusPassageIndex(PassageIndex):
             self._bump()
             return True
 
-    def rebuild(self, documents: Sequence[Document], show_progress: bool = False) -> IngestReport:
-        """Replace the whole index with `documents` (readers see an empty index while it is rebuilt)."""
+    def rebuild(
+        self,
+        documents: Sequence[Document],
+        show_progress: bool = False,
+        *,
+        embedded: Mapping[tuple[str, str], Embedded] | None = None,
+    ) -> IngestReport:
+        """Replace the whole index with `documents` (readers see an empty index while it is rebuilt), in the
+        current layout and with the settings' embedder and splitter, whatever the collections held before.
+        `embedded` supplies passages and vectors computed elsewhere (a migration from FAISS)."""
         self.spec, self.chunker = self._requested
-        embedded = self.embed_documents(Snapshot.empty(self.embedder.dimension).fresh(documents), show_progress)
+        ready = dict(embedded or {})
+        fresh = Snapshot.empty(self.embedder.dimension).fresh(documents)
+        ready.update(self.embed_documents([d for d in fresh if embedding_key(d) not in ready], show_progress))
         with self.write_lock:
             self._drop()
             self._create()
-            return self._add_embedded(documents, embedded)
+            return self._add_embedded(documents, ready)
 
     def _add_embedded(self, documents: Sequence[Document], embedded: dict[tuple[str, str], Embedded]) -> IngestReport:
         report = IngestReport()
