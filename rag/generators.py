@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import threading
@@ -104,13 +105,24 @@ def yes_share(candidates: dict[str, float]) -> float | None:
     return yes / (yes + no) if yes + no > 0 else None
 
 
-class LlamaCppGenerator(Generator):
-    """One llama.cpp model in this process, with one context per system prompt; calls are serialised.
+@dataclass(frozen=True)
+class _ContextState:
+    """What one llama.cpp context held after a call: its serialised state (KV cache of the tokens it has
+    decoded) and those tokens. About 30 KB per token at most; no logits are kept."""
 
-    llama-cpp-python keeps a context's previous prompt and re-evaluates only what differs, so each
-    prompt kind's fixed system prompt and worked examples are decoded once, not per request. Answers,
-    judging and question rewriting have different prefixes, so each gets its own context (at most
-    `MAX_CONTEXTS`, least recently used reused); the weights are memory-mapped once and shared.
+    data: bytes
+    tokens: np.ndarray
+
+
+class LlamaCppGenerator(Generator):
+    """One llama.cpp model and context in this process; calls are serialised.
+
+    llama-cpp-python keeps the context's previous prompt and re-evaluates only what differs, so a prompt
+    kind's fixed system prompt and worked examples are decoded once, not per request. Answers, judging
+    and question rewriting have different prefixes: when a call of another kind comes, the context's state
+    is set aside and the state that kind last left is put back (`MAX_CONTEXTS` kinds, least recently used
+    dropped). A second llama.cpp context per kind would do the same for ~0.7 GB of memory each (its own
+    copy of the repacked weights and compute buffers); a state is ~20 MB.
     """
 
     MAX_CONTEXTS = 3
@@ -120,10 +132,12 @@ class LlamaCppGenerator(Generator):
         self._cache_dir = cache_dir
         self._threads = threads
         self._context = context
-        self._contexts: OrderedDict[str, Any] = OrderedDict()
+        self._llama: Any = None
         self._load_lock = threading.Lock()
-        # Two contexts compete for the same cores: one decodes at a time.
+        # One context: one decode at a time, and the state switch belongs to the decode it serves.
         self._decode_lock = threading.Lock()
+        self._held_kind: str | None = None
+        self._set_aside: OrderedDict[str, _ContextState] = OrderedDict()
         self._yes_no_ids: tuple[list[int], list[int]] | None = None
         self._chat_formatter: Any = None
         self.path: Path | None = model_path
@@ -133,7 +147,7 @@ class LlamaCppGenerator(Generator):
         return self.path.name if self.path else QWEN_15B.file_name
 
     def warm_up(self) -> None:
-        self._context_for("")
+        self._model()
 
     def _resolve_path(self) -> Path:
         if self._explicit_path is not None:
@@ -142,32 +156,56 @@ class LlamaCppGenerator(Generator):
             return self._explicit_path
         return assemble(QWEN_15B, self._cache_dir)
 
-    def _context_for(self, prefix: str) -> Any:
+    def _model(self) -> Any:
         with self._load_lock:
-            if prefix in self._contexts:
-                self._contexts.move_to_end(prefix)
-                return self._contexts[prefix]
-            if len(self._contexts) >= self.MAX_CONTEXTS:
-                _, reused = self._contexts.popitem(last=False)
-                self._contexts[prefix] = reused
-                return reused
-            from llama_cpp import Llama
+            if self._llama is None:
+                from llama_cpp import Llama
 
-            path = self.path if self._contexts and self.path else self._resolve_path()
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=self._context,
-                n_threads=self._threads,
-                n_threads_batch=self._threads,
-                n_batch=512,
-                use_mmap=True,
-                verbose=False,
-            )
-            if self._explicit_path is None and not self._contexts:
-                check_metadata(llama.metadata, QWEN_15B, path)
-            self.path = path
-            self._contexts[prefix] = llama
+                path = self._resolve_path()
+                llama = Llama(
+                    model_path=str(path),
+                    n_ctx=self._context,
+                    n_threads=self._threads,
+                    n_threads_batch=self._threads,
+                    n_batch=512,
+                    use_mmap=True,
+                    verbose=False,
+                )
+                if self._explicit_path is None:
+                    check_metadata(llama.metadata, QWEN_15B, path)
+                self.path = path
+                self._llama = llama
+            return self._llama
+
+    def _context_for(self, kind: str) -> Any:
+        """The model's context holding what calls of `kind` last left in it (the caller holds the decode lock)."""
+        llama = self._model()
+        if self._held_kind == kind:
             return llama
+        import llama_cpp
+
+        if self._held_kind is not None and llama.n_tokens > 0:
+            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
+            self._set_aside[self._held_kind] = _ContextState(
+                bytes(buffer[:written]), llama.input_ids[: llama.n_tokens].copy()
+            )
+            self._set_aside.move_to_end(self._held_kind)
+            while len(self._set_aside) > self.MAX_CONTEXTS:
+                self._set_aside.popitem(last=False)
+        state = self._set_aside.pop(kind, None)
+        if state is not None:
+            buffer = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+            if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(state.data)) != len(state.data):
+                raise GeneratorError("llama.cpp could not restore a saved context state")
+            llama.input_ids[: len(state.tokens)] = state.tokens
+            llama.n_tokens = len(state.tokens)
+            # The restored logits are not a live decode: make llama-cpp-python decode at least one token again.
+            llama._requires_eval = True
+        # Without a state of its own, the prompt is matched against whatever the context holds.
+        self._held_kind = kind
+        return llama
 
     @staticmethod
     def _prefix_key(messages: list[ChatMessage]) -> str:
@@ -176,7 +214,8 @@ class LlamaCppGenerator(Generator):
     def prompt_size(self, messages: list[ChatMessage]) -> PromptSize | None:
         """Tokens as llama-cpp-python renders them (the GGUF's chat template, special tokens on), and the part
         after the longest prefix shared with what the context holds: what the next call will prefill."""
-        llama = self._context_for(self._prefix_key(messages))
+        kind = self._prefix_key(messages)
+        llama = self._model()
         template = llama.metadata.get("tokenizer.chat_template")
         if not template:
             return None
@@ -192,7 +231,11 @@ class LlamaCppGenerator(Generator):
         rendered = self._chat_formatter(messages=messages)
         tokens = llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         with self._decode_lock:
-            held = llama.input_ids[: llama.n_tokens].tolist()
+            state = self._set_aside.get(kind)
+            if self._held_kind == kind or state is None:
+                held = llama.input_ids[: llama.n_tokens].tolist()
+            else:
+                held = state.tokens.tolist()
         shared = 0
         for held_token, token in zip(held, tokens, strict=False):
             if held_token != token:
@@ -201,8 +244,8 @@ class LlamaCppGenerator(Generator):
         return PromptSize(tokens=len(tokens), new_tokens=len(tokens) - shared)
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
-        llama = self._context_for(self._prefix_key(messages))
         with self._decode_lock:
+            llama = self._context_for(self._prefix_key(messages))
             result = llama.create_chat_completion(messages=messages, temperature=0.0, top_k=1, max_tokens=1)
             # One forward pass: the context still holds the logits of the prompt's last position (the distribution
             # of the first reply token). Log-probabilities through the API would need logits for every position
@@ -232,8 +275,8 @@ class LlamaCppGenerator(Generator):
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
-        llama = self._context_for(self._prefix_key(messages))
         with self._decode_lock, _context_overflow_is_an_error():
+            llama = self._context_for(self._prefix_key(messages))
             chunks = llama.create_chat_completion(
                 messages=messages,
                 temperature=0.0,

@@ -11,6 +11,7 @@ rewrite → retrieve → [re-score] → expand → gate → generate → check a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Generator as EventStream
@@ -86,6 +87,9 @@ class _Stopwatch:
         return {**self.timings, "total": round((time.perf_counter() - self._t0) * 1000, 2)}
 
 
+_CITATION_MARK = re.compile(r"\[\d+\]")
+
+
 class QuestionRewriter:
     """Turns a follow-up ("and when did he resign?") into a standalone question, using the conversation."""
 
@@ -98,7 +102,13 @@ class QuestionRewriter:
             return question
         rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48)
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"') if rewritten.strip() else ""
-        return rewritten if 3 <= len(rewritten) <= 400 else question
+        if not 3 <= len(rewritten) <= 400:
+            return question
+        # The small model sometimes answers instead of rewriting ("Russia's largest trading partner is China
+        # [1]."): searching for that answer, and checking the draft against it, loses the question.
+        if _CITATION_MARK.search(rewritten) or (question.rstrip().endswith("?") and not rewritten.endswith("?")):
+            return question
+        return rewritten
 
 
 class RelevanceGate:

@@ -17,7 +17,7 @@ from rag.answer_fit import AnswerFit
 from rag.context import ContextExpander
 from rag.generators import GeneratorError
 from rag.grounding import EvidenceChecker, find_calculations, is_instruction, safe_eval
-from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
+from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, QuestionRewriter, StatusEvent, TokenEvent
 from rag.prompt import answer_messages
 from rag.settings import Settings
 from rag.testing import ScriptedGenerator
@@ -442,3 +442,22 @@ def test_warming_in_the_background_logs_a_failure_and_raises_nothing(
     with caplog.at_level(logging.WARNING, logger="rag.pipeline"):
         pipeline.warm_prompts_in_background().join(timeout=30)
     assert "could not warm the answer prompt: cannot reach the generator" in caplog.text
+
+
+class TestQuestionRewriter:
+    """The follow-up rewrite is a question, or the question is searched as it was asked."""
+
+    HISTORY = (Turn(role="user", content="Who is Putin?"), Turn(role="assistant", content="Russia's president [1]."))
+
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [
+            ("What is Russia's largest trading partner?", "What is Russia's largest trading partner?"),
+            ("Russia's largest trading partner is China [1].", "And its largest trading partner?"),
+            ("China is its largest trading partner.", "And its largest trading partner?"),
+            ("", "And its largest trading partner?"),
+        ],
+    )
+    def test_an_answer_in_place_of_the_rewrite_is_not_searched(self, reply: str, expected: str) -> None:
+        rewriter = QuestionRewriter(ScriptedGenerator([reply]))
+        assert rewriter.run("And its largest trading partner?", self.HISTORY) == expected
