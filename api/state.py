@@ -101,7 +101,8 @@ class AppState:
         return answer
 
 
-def _state(request: Request) -> AppState:
+# Dependencies are coroutines: FastAPI runs a plain `def` dependency on a worker thread, one hop per request.
+async def _state(request: Request) -> AppState:
     rag_state: AppState = request.app.state.rag
     return rag_state
 
@@ -116,7 +117,7 @@ ADMIN_TOKEN = HTTPBearer(
 )
 
 
-def require_admin(
+async def require_admin(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(ADMIN_TOKEN)] = None
 ) -> None:
     """The admin token, for routes outside /api/documents (those are checked before their body is read)."""
