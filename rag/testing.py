@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Generator as TextStream
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -97,53 +98,47 @@ def wait_until(
         time.sleep(0.05)
 
 
-class ServeProcess:
-    """`rag serve` as a real process on a free loopback port (`with ServeProcess(env) as server:`).
+class _ServiceProcess:
+    """A server process on a free loopback port, in its own process group: `start()` waits until `ready()`,
+    `stop()` asks it to end (SIGTERM, then SIGKILL after 30 s), `kill()` ends it and its children at once."""
 
-    `env` is added to this process's environment (RAG_* settings); relative default paths (var/…) are
-    under `cwd` (default: the project). The server's output goes to `log` (a file path) so a failing
-    test can show it. Leaving the block stops it (SIGTERM, then SIGKILL).
-    """
+    what = "a service"
 
     def __init__(
         self,
-        env: Mapping[str, str],
-        *,
-        args: Sequence[str] = (),
         log: Path | None = None,
-        start_timeout_s: float = 180,
+        start_timeout_s: float = 120,
+        env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
-        self.args = [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.log = log
         self.start_timeout_s = start_timeout_s
+        self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServeProcess:
-        """Start it and wait until `/api/health` answers 200."""
-        from rag.settings import PROJECT_ROOT
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Start it and wait until it is ready (RuntimeError, with the log's path, if it is not)."""
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
-        # Its own process group, so that kill() takes `--workers` children down with it, as a crash of the host would.
+        # Its own process group, so that kill() takes `--workers` children down with it, as a host crash would.
         self.process = subprocess.Popen(
-            self.args,
-            cwd=self.cwd or PROJECT_ROOT,
+            self.command(),
+            cwd=self.cwd,
             env=self.env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        where = f" (log: {self.log})" if self.log else ""
         try:
-            wait_until(
-                lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200,
-                self.start_timeout_s,
-                f"rag serve on port {self.port}" + (f" (log: {self.log})" if self.log else ""),
-                self.process,
-            )
+            wait_until(self.ready, self.start_timeout_s, f"{self.what} on port {self.port}{where}", self.process)
         except BaseException:
             self.stop()
             raise
@@ -155,14 +150,14 @@ class ServeProcess:
         return self.process.pid
 
     def kill(self) -> None:
-        """SIGKILL to the server and any workers, as a crash would: nothing of their shutdown runs."""
+        """SIGKILL to the process and its children, as a crash would: nothing of their shutdown runs."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL after 30 s."""
+        """SIGTERM (a graceful shutdown), then SIGKILL after 30 s."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -171,52 +166,44 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def __enter__(self) -> ServeProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-class _ServiceProcess:
-    """A helper process listening on a free loopback port, started by `start()` and stopped on exit."""
+class ServeProcess(_ServiceProcess):
+    """`rag serve` as a real process on a free loopback port (`with ServeProcess(env) as server:`).
 
-    what = "a service"
+    `env` is added to this process's environment (RAG_* settings); relative default paths (var/…) are
+    under `cwd` (default: the project). The server's output goes to `log` (a file path) so a failing
+    test can show it.
+    """
 
-    def __init__(self, log: Path | None = None, start_timeout_s: float = 120) -> None:
-        self.port = free_port()
-        self.log = log
-        self.start_timeout_s = start_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
+    what = "rag serve"
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        args: Sequence[str] = (),
+        log: Path | None = None,
+        start_timeout_s: float = 180,
+        cwd: Path | None = None,
+    ) -> None:
+        from rag.settings import PROJECT_ROOT
+
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
+        super().__init__(log, start_timeout_s, environment, cwd or PROJECT_ROOT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
 
     def command(self) -> list[str]:
-        raise NotImplementedError
+        return self.args
 
     def ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self) -> _ServiceProcess:
-        output = self.log.open("ab") if self.log else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT)
-        try:
-            wait_until(self.ready, self.start_timeout_s, f"{self.what} on port {self.port}", self.process)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
 
 
 class MilvusLiteServer(_ServiceProcess):
@@ -239,10 +226,6 @@ class MilvusLiteServer(_ServiceProcess):
         except OSError:
             return False
         return True
-
-    def __enter__(self) -> MilvusLiteServer:
-        self.start()
-        return self
 
 
 class LlamaServer(_ServiceProcess):
@@ -278,7 +261,3 @@ class LlamaServer(_ServiceProcess):
 
     def ready(self) -> bool:
         return httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200
-
-    def __enter__(self) -> LlamaServer:
-        self.start()
-        return self

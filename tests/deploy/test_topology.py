@@ -82,6 +82,14 @@ def rag_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def built_replica_pair(env: dict[str, str], logs: Path) -> Iterator[tuple[ServeProcess, ServeProcess, dict[str, str]]]:
+    """`rag index build` into the store `env` names, then two replicas over it."""
+    built = rag_cli(env, "index", "build")
+    assert built.returncode == 0, built.stderr
+    with ServeProcess(env, log=logs / "a.log") as a, ServeProcess(env, log=logs / "b.log") as b:
+        yield a, b, env
+
+
 def upload(url: str, name: str, content: bytes) -> str:
     response = httpx.post(f"{url}/api/documents", files={"file": (name, content)}, headers=AUTH, timeout=300)
     assert response.status_code in (200, 201), response.text  # 200: the same content was there already
@@ -181,11 +189,7 @@ def milvus_replicas(
     llm: LlamaServer, milvus: MilvusLiteServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServeProcess, ServeProcess, dict[str, str]]]:
     env = replica_env(llm, RAG_STORE="milvus", RAG_MILVUS_URI=milvus.uri, RAG_MILVUS_COLLECTION="topology")
-    built = rag_cli(env, "index", "build")  # `rag index build` against a server URI
-    assert built.returncode == 0, built.stderr
-    logs = tmp_path_factory.mktemp("replicas")
-    with ServeProcess(env, log=logs / "a.log") as a, ServeProcess(env, log=logs / "b.log") as b:
-        yield a, b, env
+    yield from built_replica_pair(env, tmp_path_factory.mktemp("replicas"))  # `rag index build` on a server URI
 
 
 def test_two_replicas_share_one_milvus_server_and_one_generation_server(
@@ -255,11 +259,7 @@ def faiss_replicas(
 ) -> Iterator[tuple[ServeProcess, ServeProcess, dict[str, str]]]:
     index_dir = tmp_path_factory.mktemp("shared") / "index"
     env = replica_env(llm, RAG_INDEX_DIR=str(index_dir))
-    built = rag_cli(env, "index", "build")
-    assert built.returncode == 0, built.stderr
-    logs = tmp_path_factory.mktemp("faiss-replicas")
-    with ServeProcess(env, log=logs / "a.log") as a, ServeProcess(env, log=logs / "b.log") as b:
-        yield a, b, env
+    yield from built_replica_pair(env, tmp_path_factory.mktemp("faiss-replicas"))
 
 
 def test_two_replicas_share_one_faiss_directory(
