@@ -39,7 +39,15 @@ class Outcome:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     transport_errors: int = 0
+    # Which httpx errors: a refused or reset connection is the server's doing, a pool timeout the client's.
+    transport_kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def transport_error(self, error: Exception) -> None:
+        """Count one request that got no HTTP answer, by the error's class."""
+        self.transport_errors += 1
+        kind = type(error).__name__
+        self.transport_kinds[kind] = self.transport_kinds.get(kind, 0) + 1
 
 
 async def hammer(
@@ -67,8 +75,8 @@ async def hammer(
                     outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
                     if response.status_code == 200:
                         outcome.latencies_ms.append((time.perf_counter() - started) * 1000)
-                except httpx.HTTPError:
-                    outcome.transport_errors += 1
+                except httpx.HTTPError as error:
+                    outcome.transport_error(error)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -141,8 +141,8 @@ async def soak(url: str, phase: Phase) -> SoakOutcome:
                 in_flight += 1
                 try:
                     response = await client.post(phase.path, json=body)
-                except httpx.HTTPError:
-                    outcome.transport_errors += 1
+                except httpx.HTTPError as error:
+                    outcome.transport_error(error)
                     continue
                 finally:
                     in_flight -= 1
@@ -220,6 +220,7 @@ def main() -> None:
     table = Table(title=f"Soak on loopback ({when}, 1 server process, {psutil.cpu_count()} cores)")
     for column in columns:
         table.add_column(column, justify="left" if column == "route" else "right")
+    transport_kinds: dict[str, dict[str, int]] = {}
     with ServeProcess(env, log=log) as server, RssSampler(server.pid) as sampler:
         warm_up(server.url, plan)
         for phase in plan:
@@ -229,6 +230,8 @@ def main() -> None:
             samples = sampler.between(begun, ended) or [(ended, sampler.rss())]
             second_half = sampler.between(begun + (ended - begun) / 2, ended)
             statuses = outcome.statuses
+            if outcome.transport_kinds:
+                transport_kinds[phase.path] = outcome.transport_kinds
             latencies = outcome.latencies_ms or [float("nan")]
             table.add_row(
                 phase.path,
@@ -251,6 +254,8 @@ def main() -> None:
             )
     console = Console(width=200)  # the whole table, also when the output is a file
     console.print(table)
+    for path, kinds in transport_kinds.items():
+        console.print(f"transport errors on {path}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
     console.print(f"server log: {log}")
 
 
