@@ -16,7 +16,7 @@ from api.app import create_app
 from index.store import PassageIndex
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.testing import ScriptedGenerator
+from rag.testing import ScriptedGenerator, wait_until
 from rag.types import ChatMessage
 from tests.conftest import LiveServer
 
@@ -107,10 +107,18 @@ def test_metrics_time_a_stream_to_its_last_byte(slow_server: tuple[LiveServer, S
             lines = list(response.iter_lines())
         assert any(line.startswith("event: done") for line in lines), lines
         streamed = time.monotonic() - started
-        metrics = client.get("/metrics").text
-    timed = next(
-        float(line.split()[-1])
-        for line in metrics.splitlines()
-        if line.startswith('rag_request_seconds_sum{route="/api/ask/stream"}')
-    )
-    assert 0.6 <= timed <= streamed + 0.1
+
+        def stream_seconds() -> float | None:
+            return next(
+                (
+                    float(line.split()[-1])
+                    for line in client.get("/metrics").text.splitlines()
+                    if line.startswith('rag_request_seconds_sum{route="/api/ask/stream"}')
+                ),
+                None,
+            )
+
+        # The middleware records the request after its last byte has gone: the client can ask first.
+        wait_until(lambda: stream_seconds() is not None, 2.0, "the stream's timing in /metrics")
+        timed = stream_seconds()
+    assert timed is not None and 0.6 <= timed <= streamed + 0.1
