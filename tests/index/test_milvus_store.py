@@ -13,10 +13,8 @@ import dataclasses
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from index.store import IndexMismatchError, PassageIndex
 from index.types import Document, IndexSpec, StoreKind
 from rag.retrievers import Query, make_retriever
 from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
-from rag.testing import ScriptedGenerator, free_port, wait_until
+from rag.testing import MilvusLiteServer, ScriptedGenerator, wait_until
 from tests.conftest import ARTICLE, LiveServer
 
 DENG_QUESTION = "What did Deng agree in 1979?"
@@ -511,36 +509,8 @@ def test_a_db_file_open_in_another_process_is_a_one_line_error(milvus_file: Path
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `milvus-lite server` process on a free loopback port."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus-server")
-    command = [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data)]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"milvus-lite server exited: {process.stderr.read().decode() if process.stderr else ''}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("milvus-lite server did not start within 30 s") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with MilvusLiteServer(tmp_path_factory.mktemp("milvus-server")) as server:
+        yield server.uri
 
 
 def milvus_index(spec: IndexSpec, embedder: Embedder) -> MilvusPassageIndex:
