@@ -22,6 +22,7 @@ from rich.table import Table
 from eval.gold import ARTICLE_GOLD, load_gold
 from index.embedders import make_embedder
 from index.loaders import load_documents
+from index.service import new_index
 from index.types import Document, EmbedderBackend
 from rag.generators import make_generator
 from rag.pipeline import DoneEvent, Pipeline, TokenEvent
@@ -148,7 +149,7 @@ def main() -> None:
         ("article", [article]),
         (f"synthetic {synthetic_size}", synthetic_corpus(article, synthetic_size)),
     ):
-        index = Pipeline.empty_index(settings)
+        index = new_index(settings.index_spec())
         index.embedder = onnx
         build_seconds = timed(partial(index.add, documents))
         texts = [chunk.text for chunk in index.chunks()]
@@ -178,7 +179,7 @@ def main() -> None:
     # ---- retrieval latency ------------------------------------------------------------------------------
     items = load_gold(ARTICLE_GOLD)
     questions = [item.question for item in items]
-    pipeline = Pipeline(settings, Pipeline.empty_index(settings), generator)
+    pipeline = Pipeline(settings, new_index(settings.index_spec()), generator)
     pipeline.index.embedder = onnx
     pipeline.index.add([article])
     import faiss

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.loaders import load_documents
+from index.service import new_index
 from index.store import PassageIndex
 from rag.errors import UserError
 from rag.generators import Generator
@@ -145,7 +146,7 @@ def documents_dir_files(directory: Path = INJECTION_DIR) -> list[Path]:
 
 def build_index(settings: Settings, article: Path = ARTICLE, directory: Path = INJECTION_DIR) -> PassageIndex:
     """An in-memory index of the article and every injection document (nothing is written to disk)."""
-    index = Pipeline.empty_index(settings)
+    index = new_index(settings.index_spec())
     index.add(load_documents([article, *documents_dir_files(directory)]))
     return index
 

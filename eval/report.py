@@ -86,8 +86,7 @@ def _latency_plot(results_by_run: dict[str, Sequence[ItemResult]]) -> str:
 
 def _failure_html(result: ItemResult) -> str:
     citations = (
-        "".join(f"<li><b>[{c['n']}]</b> {html.escape(c['text'])}</li>" for c in result.citations)
-        or "<li><i>none</i></li>"
+        "".join(f"<li><b>[{c.n}]</b> {html.escape(c.text)}</li>" for c in result.citations) or "<li><i>none</i></li>"
     )
     evidence = "".join(f"<li>{html.escape(e)}</li>" for e in result.evidence) or "<li><i>(unanswerable)</i></li>"
     failed = ", ".join(f"{name}={value:.2f}" for name, value in _failed_scores(result))

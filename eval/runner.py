@@ -14,8 +14,34 @@ from eval import metrics as m
 from eval.gold import GoldItem
 from eval.registry import METRICS, MISSING, Observation
 from eval.targets import Target
+from rag.types import Citation
 
 RETRIEVAL_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """One passage of the retrieval ranking, and whether it holds a gold evidence string."""
+
+    rank: int
+    text: str
+    relevant: bool
+
+
+@dataclass(frozen=True)
+class CitedPassage:
+    """One passage the answer cited as `[n]`, where it sits in its document, and its text."""
+
+    n: int
+    chunk_id: str
+    text: str
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, citation: Citation) -> CitedPassage:
+        """The parts of a citation the report and the JSONL keep."""
+        return cls(citation.n, citation.chunk_id, citation.text, citation.start, citation.end)
 
 
 @dataclass
@@ -33,12 +59,11 @@ class ItemResult:
     abstain_reason: str | None
     gate_score: float | None
     confidence: float | None
-    citations: list[dict[str, Any]]
-    retrieved: list[dict[str, Any]]
+    citations: list[CitedPassage]
+    retrieved: list[RetrievedPassage]
     scores: dict[str, float | None]
     timings_ms: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
 
 
 def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResult:
@@ -60,7 +85,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
         gate_score=None,
         confidence=None,
         citations=[],
-        retrieved=[{"rank": p.rank, "text": p.text, "relevant": f} for p, f in zip(retrieved, flags, strict=True)],
+        retrieved=[RetrievedPassage(p.rank, p.text, f) for p, f in zip(retrieved, flags, strict=True)],
         scores={},
     )
     answer = None
@@ -71,7 +96,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
         result.abstain_reason = answer.abstain_reason
         result.gate_score = max((p.relevance or 0.0 for p in answer.passages), default=0.0)
         result.confidence = answer.confidence
-        result.citations = [c.model_dump(include={"n", "chunk_id", "text", "start", "end"}) for c in answer.citations]
+        result.citations = [CitedPassage.of(c) for c in answer.citations]
         result.timings_ms = answer.timings_ms
         result.prompt_tokens = answer.prompt_tokens
     result.scores = METRICS.score(Observation(item, texts, flags, answer))

@@ -8,7 +8,7 @@ import itertools
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from eval.report import grid_section, write_html_report
 from eval.runner import ItemResult, Scorecard, run_items, summarize, write_results
 from eval.targets import ApiTarget, InProcessTarget, Target
 from index.loaders import load_documents
+from index.service import new_index
 from index.types import ChunkUnit, Document, make_doc_id
 from rag.errors import UserError
 from rag.generators import Generator, make_generator
@@ -100,7 +101,7 @@ class PipelineFactory:
             if path not in self._documents:
                 self._documents[path] = load_documents(path)
             documents = self._documents[path]
-        index = Pipeline.empty_index(settings)
+        index = new_index(settings.index_spec())
         index.add(documents, show_progress=len(documents) > 50)
         return Pipeline(settings, index, self.generator)
 
@@ -264,49 +265,66 @@ def stratified_sample(questions: Sequence[SquadQuestion], limit: int | None, see
     return sample
 
 
+@dataclass
+class SquadRow:
+    """One SQuAD question's scores (one item of `squad.json`); retrieval scores only for answerable questions,
+    answer scores only when the run answered."""
+
+    id: str
+    answerable: bool
+    hit_at_1: float | None = None
+    hit_at_5: float | None = None
+    mrr: float | None = None
+    exact_match: float | None = None
+    f1: float | None = None
+    contains_gold: float | None = None
+    abstained: float | None = None
+    total_ms: float | None = None
+
+
 def run_squad(
     path: Path, settings: Settings, factory: PipelineFactory, limit: int | None, retrieval_only: bool
-) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+) -> tuple[dict[str, float | None], list[SquadRow]]:
+    """Index the SQuAD paragraphs, ask a stratified sample of `limit` questions, and score it: the run's summary
+    and its rows."""
     documents, questions = load_squad(path)
     pipeline = factory.pipeline(settings, documents)
     sample = stratified_sample(questions, limit)
-    rows: list[dict[str, Any]] = []
+    rows: list[SquadRow] = []
     for question in tqdm(sample, desc="squad", unit="q", leave=False):
         passages = pipeline.search(question.question, top_k=5, rescore=False)
         flags = [p.doc_id == question.doc_id for p in passages]
-        row: dict[str, Any] = {"id": question.id, "answerable": bool(question.answers)}
+        row = SquadRow(question.id, bool(question.answers))
         if question.answers:
-            row |= {"hit@1": m.hit_at_k(flags, 1), "hit@5": m.hit_at_k(flags, 5), "mrr": m.reciprocal_rank(flags)}
+            row.hit_at_1, row.hit_at_5, row.mrr = m.hit_at_k(flags, 1), m.hit_at_k(flags, 5), m.reciprocal_rank(flags)
         if not retrieval_only:
             answer = pipeline.ask(question.question)
             prediction = "" if answer.abstained else answer.answer
-            row |= {
-                "exact_match": m.exact_match(prediction, question.answers),
-                "f1": m.token_f1(prediction, question.answers),
-                "abstained": float(answer.abstained),
-                "total_ms": answer.timings_ms.get("total", 0.0),
-            }
+            row.exact_match = m.exact_match(prediction, question.answers)
+            row.f1 = m.token_f1(prediction, question.answers)
+            row.abstained = float(answer.abstained)
+            row.total_ms = answer.timings_ms.get("total", 0.0)
             if question.answers:
-                row["contains_gold"] = m.contains_gold(prediction, question.answers)
+                row.contains_gold = m.contains_gold(prediction, question.answers)
         rows.append(row)
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
+    answerable = [r for r in rows if r.answerable]
+    unanswerable = [r for r in rows if not r.answerable]
     summary: dict[str, float | None] = {
         "questions": float(len(rows)),
         "paragraphs_indexed": float(len(documents)),
-        "hit@1": m.mean([r.get("hit@1") for r in answerable]),
-        "hit@5": m.mean([r.get("hit@5") for r in answerable]),
-        "mrr": m.mean([r.get("mrr") for r in answerable]),
+        "hit@1": m.mean([r.hit_at_1 for r in answerable]),
+        "hit@5": m.mean([r.hit_at_5 for r in answerable]),
+        "mrr": m.mean([r.mrr for r in answerable]),
     }
     if not retrieval_only:
         summary |= {
-            "exact_match": m.mean([r["exact_match"] for r in rows]),
-            "f1": m.mean([r["f1"] for r in rows]),
-            "has_ans_f1": m.mean([r["f1"] for r in answerable]),
-            "contains_gold": m.mean([r.get("contains_gold") for r in answerable]),
-            "unanswerable_abstained": m.mean([r["abstained"] for r in unanswerable]),
-            "false_abstention": m.mean([r["abstained"] for r in answerable]),
-            "median_ms": m.median_p95([r["total_ms"] for r in rows])[0],
+            "exact_match": m.mean([r.exact_match for r in rows]),
+            "f1": m.mean([r.f1 for r in rows]),
+            "has_ans_f1": m.mean([r.f1 for r in answerable]),
+            "contains_gold": m.mean([r.contains_gold for r in answerable]),
+            "unanswerable_abstained": m.mean([r.abstained for r in unanswerable]),
+            "false_abstention": m.mean([r.abstained for r in answerable]),
+            "median_ms": m.median_p95([r.total_ms or 0.0 for r in rows])[0],
         }
     return summary, rows
 
@@ -316,12 +334,12 @@ class SquadRun:
     """The SQuAD benchmark's summary and per-question rows (also written to `squad.json`)."""
 
     summary: dict[str, float | None]
-    rows: list[dict[str, Any]]
+    rows: list[SquadRow]
 
 
 def run_squad_suite(path: Path, settings: Settings, limit: int | None, retrieval_only: bool, out: Path) -> SquadRun:
     """Run the SQuAD sample and write `out/squad.json`."""
     summary, rows = run_squad(path, settings, PipelineFactory(settings), limit, retrieval_only)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "squad.json").write_text(json.dumps({"summary": summary, "items": rows}, indent=1))
+    (out / "squad.json").write_text(json.dumps({"summary": summary, "items": [asdict(row) for row in rows]}, indent=1))
     return SquadRun(summary, rows)

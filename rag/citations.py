@@ -164,19 +164,7 @@ def check_citations(reply: str, passages: list[Passage]) -> CheckedAnswer:
             parts.append(f"{bare} {markers}")
         else:
             parts.append(bare)
-    citations = [
-        Citation(
-            n=renumber[old],
-            chunk_id=passages[old - 1].chunk_id,
-            doc_id=passages[old - 1].doc_id,
-            title=passages[old - 1].title,
-            text=passages[old - 1].text,
-            start=passages[old - 1].start,
-            end=passages[old - 1].end,
-            score=passages[old - 1].score,
-        )
-        for old in order
-    ]
+    citations = [Citation.of(renumber[old], passages[old - 1]) for old in order]
     claims = [(bare, [n - 1 for n in dict.fromkeys(cited)]) for bare, cited in sentences]
     return CheckedAnswer(
         " ".join(parts),

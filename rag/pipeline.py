@@ -20,7 +20,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal
 
-from index.service import make_spec_embedder, new_index, open_index
+from index.service import open_index
 from index.store import PassageIndex
 from rag.checking import AnswerChecker, CheckThresholds, SupportJudge, Verdict
 from rag.citations import check_citations, is_abstention
@@ -28,7 +28,7 @@ from rag.context import ContextExpander
 from rag.generators import Generator, make_generator
 from rag.prompt import ABSTAIN_TEXT, answer_messages, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
-from rag.retrievers import Query, Retriever, cosine_relevance, make_retriever
+from rag.retrievers import Query, Retriever, make_retriever, with_relevance
 from rag.settings import RetrieverKind, Settings
 from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
 from rag.year_span import YearSpanSolver
@@ -154,10 +154,6 @@ class Pipeline:
             index = open_index(settings.index_dir, spec)
         return cls(settings, index, generator or make_generator(settings))
 
-    @staticmethod
-    def empty_index(settings: Settings) -> PassageIndex:
-        return new_index(settings.index_spec(), make_spec_embedder(settings.index_spec()))
-
     def warm_up(self) -> None:
         self.index.embedder.warm_up()
         self.generator.warm_up()
@@ -225,14 +221,7 @@ class Pipeline:
             raise ValueError("the question is empty: ask something about the documents")
         kind = retriever or self.settings.retriever
         query = Query(question, self.index.embedder.embed_query(question))
-        hits = self.retriever(kind).retrieve(query, k)
-        relevance = cosine_relevance(self.index, query, [h.chunk for h in hits])
-        passages = []
-        for rank, (hit, rel) in enumerate(zip(hits, relevance, strict=True), start=1):
-            document = self.index.document(hit.chunk.doc_id)
-            passage = Passage.from_chunk(hit.chunk, document.title if document else "", hit.score, rank, kind.value)
-            passages.append(passage.model_copy(update={"relevance": round(rel, 4)}))
-        return passages
+        return with_relevance(self.index, query, self.retriever(kind).retrieve(query, k))
 
     # ---- answering -------------------------------------------------------------------------------
     def stream(

@@ -11,7 +11,7 @@ from rag.types import Passage
 
 
 class Rescorer(ABC):
-    name: str
+    """A second-stage re-ordering of the first stage's passages."""
 
     @abstractmethod
     def rescore(self, question: str, passages: list[Passage]) -> list[Passage]:
@@ -20,8 +20,6 @@ class Rescorer(ABC):
 
 class LLMJudgeRescorer(Rescorer):
     """Passages the model judges relevant move ahead, keeping the fused order within each group."""
-
-    name = "llm-judge"
 
     def __init__(self, generator: Generator, top: int) -> None:
         self.generator = generator

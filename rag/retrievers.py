@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -15,42 +16,58 @@ from index.milvus_store import MilvusPassageIndex
 from index.store import PassageIndex
 from index.types import Chunk
 from rag.settings import RetrieverKind
+from rag.types import Passage
 
 
 @dataclass(frozen=True)
 class Query:
+    """A question as the retrievers take it: its text (for BM25) and its unit-length embedding (for dense)."""
+
     text: str
     vector: Vectors
 
 
-@dataclass(frozen=True)
-class ScoredChunk:
-    chunk: Chunk
-    score: float
-
-
 class Retriever(ABC):
-    name: str
+    """A first-stage ranking of the index's passages for a query."""
 
     @abstractmethod
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
-        """The k best passages, best first."""
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k best passages, best first, ranked from 1. `relevance` is the passage's cosine similarity to the
+        question when this ranking computed it (dense search does), else None: `with_relevance` fills it."""
+
+
+def _titled(
+    index: PassageIndex,
+    hits: Sequence[tuple[Chunk, float]],
+    retriever: RetrieverKind,
+    relevance: Sequence[float | None] | None = None,
+) -> list[Passage]:
+    """Ranked hits as passages, each document's title looked up once."""
+    titles: dict[str, str] = {}
+    passages = []
+    for rank, (chunk, score) in enumerate(hits, start=1):
+        if chunk.doc_id not in titles:
+            document = index.document(chunk.doc_id)
+            titles[chunk.doc_id] = document.title if document else ""
+        cosine = relevance[rank - 1] if relevance is not None else None
+        passages.append(Passage.from_chunk(chunk, titles[chunk.doc_id], score, rank, retriever.value, cosine))
+    return passages
 
 
 class DenseRetriever(Retriever):
-    name = "dense"
+    """Nearest passages by cosine similarity; the score is the cosine, so it is also the relevance."""
 
     def __init__(self, index: PassageIndex) -> None:
         self.index = index
 
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
-        return [ScoredChunk(chunk, score) for chunk, score in self.index.search(query.vector, k)]
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k passages nearest the question."""
+        hits = self.index.search(query.vector, k)
+        return _titled(self.index, hits, RetrieverKind.DENSE, [score for _, score in hits])
 
 
 class BM25Retriever(Retriever):
     """bm25s over the index's passages, rebuilt when the index changes."""
-
-    name = "bm25"
 
     def __init__(self, index: PassageIndex) -> None:
         self.index = index
@@ -73,7 +90,8 @@ class BM25Retriever(Retriever):
                 model.index(self._tokenize([c.text for c in chunks]), show_progress=False)
             self._model, self._chunks, self._generation = model, chunks, self.index.generation
 
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k passages with the highest BM25 score above zero (fewer when fewer share a term)."""
         self._ensure_fresh()
         model, chunks = self._model, self._chunks
         if model is None or not chunks:
@@ -81,13 +99,12 @@ class BM25Retriever(Retriever):
         k = min(k, len(chunks))
         # n_threads=0: bm25s maps in this thread; any other value starts a thread pool for every query.
         ids, scores = model.retrieve(self._tokenize([query.text]), k=k, show_progress=False, n_threads=0)
-        return [ScoredChunk(chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if float(s) > 0.0]
+        hits = [(chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if float(s) > 0.0]
+        return _titled(self.index, hits, RetrieverKind.BM25)
 
 
 class HybridRetriever(Retriever):
     """Reciprocal-rank fusion of dense and keyword rankings (Cormack et al., 2009)."""
-
-    name = "hybrid"
 
     def __init__(self, dense: DenseRetriever, keyword: BM25Retriever, candidates: int, rrf_k: int) -> None:
         self.dense = dense
@@ -95,45 +112,48 @@ class HybridRetriever(Retriever):
         self.candidates = candidates
         self.rrf_k = rrf_k
 
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k passages with the highest fused score; dense candidates keep their cosine as relevance."""
         fused: dict[str, float] = {}
-        by_id: dict[str, Chunk] = {}
+        by_id: dict[str, Passage] = {}
         for ranking in (
             self.dense.retrieve(query, self.candidates),
             self.keyword.retrieve(query, self.candidates),
         ):
-            for rank, hit in enumerate(ranking, start=1):
-                fused[hit.chunk.chunk_id] = fused.get(hit.chunk.chunk_id, 0.0) + 1.0 / (self.rrf_k + rank)
-                by_id[hit.chunk.chunk_id] = hit.chunk
+            for hit in ranking:
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.rrf_k + hit.rank)
+                if hit.chunk_id not in by_id:  # dense first: its copy carries the cosine
+                    by_id[hit.chunk_id] = hit
         best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
-        return [ScoredChunk(by_id[chunk_id], score) for chunk_id, score in best]
+        return [
+            by_id[chunk_id].model_copy(update={"score": score, "rank": rank, "retriever": RetrieverKind.HYBRID.value})
+            for rank, (chunk_id, score) in enumerate(best, start=1)
+        ]
 
 
 class MilvusKeywordRetriever(Retriever):
     """BM25 computed by Milvus (its full-text search function): no passage list held in this process."""
 
-    name = "bm25"
-
     def __init__(self, index: MilvusPassageIndex) -> None:
         self.index = index
 
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
-        return [ScoredChunk(chunk, score) for chunk, score in self.index.keyword_search(query.text, k)]
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k passages Milvus ranks highest by BM25."""
+        return _titled(self.index, self.index.keyword_search(query.text, k), RetrieverKind.BM25)
 
 
 class MilvusHybridRetriever(Retriever):
     """Dense and BM25 rankings fused by Milvus's own RRF ranker, in one request."""
-
-    name = "hybrid"
 
     def __init__(self, index: MilvusPassageIndex, candidates: int, rrf_k: int) -> None:
         self.index = index
         self.candidates = candidates
         self.rrf_k = rrf_k
 
-    def retrieve(self, query: Query, k: int) -> list[ScoredChunk]:
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The k passages with the highest RRF sum, fused by Milvus."""
         hits = self.index.hybrid_search(query.text, query.vector, k, self.candidates, self.rrf_k)
-        return [ScoredChunk(chunk, score) for chunk, score in hits]
+        return _titled(self.index, hits, RetrieverKind.HYBRID)
 
 
 def make_retriever(kind: RetrieverKind | str, index: PassageIndex, candidates: int, rrf_k: int) -> Retriever:
@@ -156,9 +176,15 @@ def make_retriever(kind: RetrieverKind | str, index: PassageIndex, candidates: i
     return HybridRetriever(dense, keyword, candidates, rrf_k)
 
 
-def cosine_relevance(index: PassageIndex, query: Query, chunks: list[Chunk]) -> list[float]:
-    """Cosine similarity of the question to each passage (vectors are unit length)."""
-    if not chunks:
-        return []
-    vectors = index.vectors_for([c.chunk_id for c in chunks])
-    return [float(x) for x in np.asarray(vectors @ query.vector)]
+def with_relevance(index: PassageIndex, query: Query, passages: list[Passage]) -> list[Passage]:
+    """The passages with `relevance` set (rounded to 4 places): the cosine the retriever carried, or for a passage
+    only keyword search found, computed from its stored vector (vectors are unit length)."""
+    missing = [p.chunk_id for p in passages if p.relevance is None]
+    computed: dict[str, float] = {}
+    if missing:
+        vectors = index.vectors_for(missing)
+        computed = {chunk_id: float(x) for chunk_id, x in zip(missing, np.asarray(vectors @ query.vector), strict=True)}
+    return [
+        p.model_copy(update={"relevance": round(p.relevance if p.relevance is not None else computed[p.chunk_id], 4)})
+        for p in passages
+    ]

@@ -26,7 +26,9 @@ class ChatMessage(TypedDict):
 
 
 class Passage(BaseModel):
-    """A retrieved passage (a Hit): the chunk's fields with its score and rank."""
+    """The one passage record every stage after the index passes on: the stored chunk (its document's
+    `text[start:end] == text`), the document's title, and what retrieval said about it. A stage that changes
+    a passage (re-scoring, the sentence window) makes a copy with `model_copy(update=...)`."""
 
     chunk_id: str
     doc_id: str
@@ -34,13 +36,16 @@ class Passage(BaseModel):
     text: str
     start: int
     end: int
-    score: float
-    rank: int
+    score: float = Field(description="The retriever's score: cosine (dense), BM25, or the fused RRF sum.")
+    rank: int = Field(description="1-based position in the ranking that produced `score`.")
     retriever: str = Field(description="Which stage produced the score: dense, bm25, hybrid, rescore.")
     relevance: float | None = Field(None, description="Cosine similarity to the question, for the gate.")
 
     @classmethod
-    def from_chunk(cls, chunk: Chunk, title: str, score: float, rank: int, retriever: str) -> Passage:
+    def from_chunk(
+        cls, chunk: Chunk, title: str, score: float, rank: int, retriever: str, relevance: float | None = None
+    ) -> Passage:
+        """The passage of a stored chunk as a retriever ranked it."""
         return cls(
             chunk_id=chunk.chunk_id,
             doc_id=chunk.doc_id,
@@ -51,24 +56,24 @@ class Passage(BaseModel):
             score=score,
             rank=rank,
             retriever=retriever,
+            relevance=relevance,
         )
 
 
-class Citation(BaseModel):
-    """A passage the answer cites as `[n]`, with the sentence inside it that supports the answer."""
+class Citation(Passage):
+    """A passage the answer cites as `[n]`: the passage itself, its number, and the sentence inside it that
+    supports the answer."""
 
     n: int
-    chunk_id: str
-    doc_id: str
-    title: str
-    text: str
-    start: int
-    end: int
-    score: float
     support_start: int | None = Field(
         None, description="Document character offset where the supporting sentence starts (inside start..end)."
     )
     support_end: int | None = Field(None, description="Document character offset where the supporting sentence ends.")
+
+    @classmethod
+    def of(cls, n: int, passage: Passage) -> Citation:
+        """Passage `passage` cited as `[n]`."""
+        return cls(n=n, **passage.model_dump())
 
 
 class Turn(BaseModel):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from index.service import new_index
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -30,7 +32,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def article_index(settings: Settings) -> PassageIndex:
-    index = Pipeline.empty_index(settings)
+    index = new_index(settings.index_spec())
     index.add(load_documents(ARTICLE))
     index.save(settings.index_dir)
     return index
@@ -98,7 +100,7 @@ class LiveServer:
 def server_pipeline(settings: Settings, generator: Generator, index_dir: Path) -> tuple[Settings, Pipeline]:
     """A pipeline over its own copy of the article index (so ingest tests change nothing shared)."""
     own = settings.with_overrides(index_dir=index_dir)
-    index = Pipeline.empty_index(own)
+    index = new_index(own.index_spec())
     index.add(load_documents(ARTICLE))
     index.save(index_dir)
     return own, Pipeline(own, index, generator)

@@ -24,6 +24,7 @@ from api.app import create_app
 from index import store
 from index.library import Library
 from index.loaders import document_from_bytes
+from index.service import new_index
 from index.store import PassageIndex
 from rag.generators import Generator, GeneratorError
 from rag.pipeline import Pipeline
@@ -51,7 +52,7 @@ class RefusingGenerator(Generator):
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
     directory = tmp_path_factory.mktemp("writes") / "index"
     settings = Settings().with_overrides(index_dir=directory, admin_token="test-token", max_upload_bytes=200_000)
-    index = Pipeline.empty_index(settings)
+    index = new_index(settings.index_spec())
     seed = document_from_bytes("seed.txt", b"The harbour master keeps the tide tables.", source="upload:seed.txt")
     Library(directory, index).add([seed])
     with LiveServer(create_app(settings, Pipeline(settings, index, RefusingGenerator()))) as live:

@@ -27,7 +27,7 @@ import uvicorn
 
 from api.server import HeaderTimeoutProtocol, MilvusLiteWorkersError, check_workers, worker_options
 from index.loaders import load_documents
-from rag.pipeline import Pipeline
+from index.service import new_index
 from rag.settings import PROJECT_ROOT, Settings
 from rag.testing import ServeProcess, free_port, wait_until
 from tests.conftest import ARTICLE
@@ -135,7 +135,7 @@ def replicas_on_fresh_connections(url: str, count: int) -> set[str]:
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("workers") / "index"
     settings = Settings().with_overrides(index_dir=directory)
-    index = Pipeline.empty_index(settings)
+    index = new_index(settings.index_spec())
     index.add(load_documents(ARTICLE))
     index.save(directory)
     return directory

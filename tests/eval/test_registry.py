@@ -18,7 +18,18 @@ from eval.targets import Target
 from rag.types import Answer, Citation, ModelInfo, Passage
 
 EVIDENCE = "The treaty was signed in 1689 at Nerchinsk."
-CITATION = Citation(n=1, chunk_id="c2", doc_id="d", title="t", text=EVIDENCE, start=0, end=len(EVIDENCE), score=1.0)
+CITATION = Citation(
+    n=1,
+    chunk_id="c2",
+    doc_id="d",
+    title="t",
+    text=EVIDENCE,
+    start=0,
+    end=len(EVIDENCE),
+    score=1.0,
+    rank=1,
+    retriever="dense",
+)
 
 
 def _passage(text: str, rank: int, relevance: float = 0.5) -> Passage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import asdict
 
 import pytest
 
@@ -32,7 +33,7 @@ class TestSquad:
             SQUAD, settings, PipelineFactory(settings, generator), CI_SAMPLE, retrieval_only=False
         )
         (artifact_dir("eval") / "squad-ci-sample.json").write_text(
-            json.dumps({"summary": summary, "items": rows}, indent=1)
+            json.dumps({"summary": summary, "items": [asdict(row) for row in rows]}, indent=1)
         )
         assert summary["paragraphs_indexed"] == 646 and summary["questions"] == CI_SAMPLE
         assert (summary["hit@5"] or 0) >= 0.8  # full run: 0.952

@@ -95,7 +95,7 @@ def article() -> Document:
 def top_text(index: PassageIndex, question: str, kind: RetrieverKind = RetrieverKind.DENSE) -> str:
     retriever = make_retriever(kind, index, candidates=20, rrf_k=60)
     hits = retriever.retrieve(Query(question, index.embedder.embed_query(question)), 3)
-    return hits[0].chunk.text if hits else ""
+    return hits[0].text if hits else ""
 
 
 def test_offsets_and_documents_round_trip(make_store: Callable[[], Library], article: Document) -> None:
@@ -164,29 +164,29 @@ def test_hybrid_ranking_fuses_dense_and_keyword(make_store: Callable[[], Library
     dense = make_retriever(RetrieverKind.DENSE, index, 20, 60).retrieve(query, 20)
     keyword = make_retriever(RetrieverKind.BM25, index, 20, 60).retrieve(query, 20)
     hybrid = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(query, 5)
-    assert keyword and "Deng" in keyword[0].chunk.text
+    assert keyword and "Deng" in keyword[0].text
     # Reciprocal-rank fusion: each passage scores the sum of 1/(60 + rank) over the rankings it is in.
-    ranks = [{hit.chunk.chunk_id: n for n, hit in enumerate(ranking, start=1)} for ranking in (dense, keyword)]
+    ranks = [{hit.chunk_id: n for n, hit in enumerate(ranking, start=1)} for ranking in (dense, keyword)]
     for hit in hybrid:
-        expected = sum(1.0 / (60 + r[hit.chunk.chunk_id]) for r in ranks if hit.chunk.chunk_id in r)
-        assert abs(hit.score - expected) < 1e-4, hit.chunk.chunk_id
-    assert hybrid[0].chunk.chunk_id == dense[0].chunk.chunk_id == keyword[0].chunk.chunk_id
+        expected = sum(1.0 / (60 + r[hit.chunk_id]) for r in ranks if hit.chunk_id in r)
+        assert abs(hit.score - expected) < 1e-4, hit.chunk_id
+    assert hybrid[0].chunk_id == dense[0].chunk_id == keyword[0].chunk_id
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
     # A passage only the keywords find still reaches the fused list when nothing ranks above it.
     rare = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(
         Query("Afghanistan Reagan", index.embedder.embed_query("Afghanistan Reagan")), 3
     )
-    assert any("Afghan" in hit.chunk.text for hit in rare)
+    assert any("Afghan" in hit.text for hit in rare)
     # Passages a rank apart in each list tie; the product gives the tie to the dense ranking (Milvus's own RRF
     # ranker would order them by primary key).
     tied = Query(TIE_QUESTION, index.embedder.embed_query(TIE_QUESTION))
     fused: dict[str, float] = {}
     for kind in (RetrieverKind.DENSE, RetrieverKind.BM25):
         for rank, hit in enumerate(make_retriever(kind, index, 20, 60).retrieve(tied, 20), start=1):
-            fused[hit.chunk.chunk_id] = fused.get(hit.chunk.chunk_id, 0.0) + 1.0 / (60 + rank)
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (60 + rank)
     expected = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:5]  # stable: dense order first
     assert len({fused[chunk_id] for chunk_id in expected}) < 5, "no tie in the top 5: pick another question"
-    hybrid_ids = [hit.chunk.chunk_id for hit in make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(tied, 5)]
+    hybrid_ids = [hit.chunk_id for hit in make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(tied, 5)]
     assert hybrid_ids == expected
 
 
@@ -305,7 +305,7 @@ def test_keyword_ranking_is_the_same_on_both_stores(
             query = Query(question, embedder.embed_query(question))
             rankings = [
                 {
-                    hit.chunk.chunk_id: hit.score
+                    hit.chunk_id: hit.score
                     for hit in make_retriever(RetrieverKind.BM25, index, 20, 60).retrieve(query, 1000)
                 }
                 for index in (faiss_index, milvus)

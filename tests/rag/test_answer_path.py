@@ -12,6 +12,7 @@ import pytest
 
 from index.loaders import document_from_bytes, load_documents
 from index.sentences import sentence_spans
+from index.service import new_index
 from index.store import PassageIndex
 from rag.answer_fit import AnswerFit
 from rag.context import ContextExpander
@@ -413,7 +414,7 @@ class TestInjection:
         assert flagged == []
 
     def test_an_answer_that_repeats_an_order_is_refused(self, settings: Settings, article_index: PassageIndex) -> None:
-        index = Pipeline.empty_index(settings)
+        index = new_index(settings.index_spec())
         index.add(load_documents(ARTICLE))
         index.add(
             [
