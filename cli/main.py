@@ -589,6 +589,21 @@ def _injection_row(settings: Settings, out: Path) -> None:
         raise typer.Exit(1)
 
 
+def _feedback_candidates(flag: bool, feedback_file: Path | None, out: Path | None, others_given: bool) -> None:
+    """`rag eval --feedback`: write candidate gold items from the ratings and print the one-line summary."""
+    if not flag:
+        fail(f"{feedback_file} is read only with --feedback: rag eval --feedback {feedback_file}")
+    if others_given:
+        fail("--feedback takes only FEEDBACK_FILE and --out; score the reviewed items with rag eval --gold FILE")
+    from eval.feedback import feedback_candidates
+
+    # Only the feedback path is read from the settings: no model, no index, so this runs while a server is busy.
+    path = feedback_file or settings_from().feedback_path
+    with user_errors():
+        report = feedback_candidates(path, out)
+    console.print(report.summary(), soft_wrap=True, highlight=False, markup=False)
+
+
 @app.command("eval")
 def eval_command(
     gold: Annotated[Path | None, typer.Option(help="Gold JSONL file (default: eval/gold/article.jsonl).")] = None,
@@ -597,19 +612,51 @@ def eval_command(
     grid: Annotated[list[str] | None, typer.Option(help="Ablation: key=v1,v2 (repeatable).")] = None,
     squad: Annotated[Path | None, typer.Option(help="A SQuAD v2.0 JSON file to benchmark on.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Stratified sample size for --squad.")] = None,
-    out: Annotated[Path, typer.Option(help="Where reports are written.")] = Path("reports/eval"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where reports are written (default: reports/eval); with --feedback, the candidates file "
+            "(default: beside the feedback file, feedback-candidates.jsonl).",
+            show_default=False,
+        ),
+    ] = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Add the common baseline row.")] = True,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Skip generation.")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 if eval/thresholds.json is not met.")] = False,
     injection: Annotated[
         bool, typer.Option("--injection", help="Ask the prompt-injection corpus (eval/injection/) instead.")
     ] = False,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback",
+            help="Turn the chat page's ratings (FEEDBACK_FILE, default RAG_FEEDBACK_PATH) into candidate gold "
+            "items for review, written to --out; no model or index is loaded.",
+        ),
+    ] = False,
+    feedback_file: Annotated[
+        Path | None,
+        typer.Argument(metavar="FEEDBACK_FILE", help="With --feedback: the feedback JSONL file.", show_default=False),
+    ] = None,
 ) -> None:
-    """Score answers, citations, abstention and latency; write a scorecard and an HTML report."""
+    """Score answers, citations, abstention and latency; write a scorecard and an HTML report.
+
+    `rag eval --feedback [FEEDBACK_FILE]` instead writes candidate gold items from rated answers."""
+    if feedback or feedback_file is not None:
+        _feedback_candidates(
+            feedback,
+            feedback_file,
+            out,
+            others_given=bool(
+                gold or api or assignments or grid or squad or limit or retrieval_only or gate or injection
+            ),
+        )
+        return
     from eval.gold import ARTICLE_GOLD
     from eval.report import grid_table, print_scorecards, squad_table
     from eval.suite import GoldRunPlan, parse_assignments, parse_grid, run_gold_suite, run_squad_suite
 
+    out = out or Path("reports/eval")
     with user_errors():
         try:
             settings = Settings().with_overrides(**parse_assignments(assignments or []))

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.observability import log_event
 from api.schemas import ERROR_RESPONSES, NOT_BLANK, RequestBody, documented_error, require_text
+from api.state import State
+from index.store import PassageIndex
 from rag.types import MAX_QUESTION_CHARS, MAX_TURN_CHARS
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
@@ -74,6 +77,10 @@ class FeedbackRequest(RequestBody):
 class FeedbackResponse(BaseModel):
     """The stored record's id."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "3f2c9a7d0b1e4c58a6d2e9f0b7c41a23", "stored": True}]}
+    )
+
     id: str = Field(description="Identifier of the stored feedback line.")
     stored: bool = Field(True, description="Always true: failures answer with an error status instead.")
 
@@ -87,6 +94,42 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
             handle.write(line)
 
 
+def cited_passages(index: PassageIndex, citations: list[FeedbackCitation]) -> list[dict[str, Any]]:
+    """The citations as stored: each with the cited passage's `text` when the index still holds that passage.
+
+    The page sends only ids; the text is looked up here, at rating time, because it is the evidence the rated
+    answer stood on (`rag eval --feedback` makes it a candidate gold item's evidence) and the index may change
+    before anyone reviews the rating. An id the index does not know is stored as it came, without `text`.
+    """
+    stored = [citation.model_dump() for citation in citations]
+    if not stored:
+        return stored
+    try:
+        texts = {(chunk.doc_id, chunk.chunk_id): chunk.text for chunk in index.chunks()}
+    # Whatever the store raises (a Milvus server gone, a disk error while reloading): the rating matters more than
+    # its evidence, so it is stored without the text rather than refused.
+    except Exception as error:
+        log_event("feedback_evidence_unavailable", error=f"{type(error).__name__}: {error}")
+        return stored
+    for citation in stored:
+        text = texts.get((citation["doc_id"], citation["chunk_id"]))
+        if text is not None:
+            citation["text"] = text
+    return stored
+
+
+def store_feedback(path: Path, index: PassageIndex, body: FeedbackRequest) -> dict[str, Any]:
+    """Build the record (an id, the time, the rating, the cited passages' text) and append it; return it."""
+    record = {
+        "id": uuid.uuid4().hex,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        **body.model_dump(),
+        "citations": cited_passages(index, body.citations),
+    }
+    append_jsonl(path, record)
+    return record
+
+
 @router.post(
     "/api/feedback",
     response_model=FeedbackResponse,
@@ -94,16 +137,12 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     summary="Rate an answer (thumbs up/down, optional note)",
     responses={500: documented_error("The feedback file could not be written.")},
 )
-async def post_feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
-    """Append the rating to the JSONL file named by `RAG_FEEDBACK_PATH` (one line per rating)."""
-    path: Path = request.app.state.rag.settings.feedback_path
-    record = {
-        "id": uuid.uuid4().hex,
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        **body.model_dump(),
-    }
+async def post_feedback(body: FeedbackRequest, rag_state: State) -> FeedbackResponse:
+    """Append the rating to the JSONL file named by `RAG_FEEDBACK_PATH` (one line per rating), each cited
+    passage with its text; `rag eval --feedback` turns these lines into candidate gold items for review."""
+    path = rag_state.settings.feedback_path
     try:
-        await to_thread.run_sync(append_jsonl, path, record)
+        record = await to_thread.run_sync(store_feedback, path, rag_state.pipeline.index, body)
     except OSError as error:
         raise HTTPException(500, f"the feedback could not be stored in {path}: {error.strerror or error}") from error
     return FeedbackResponse(id=record["id"])
