@@ -237,8 +237,27 @@ class SearchResponse(BaseModel):
     passages: list[Passage] = Field(description="Best first; `start`/`end` are offsets into the document's text.")
 
 
+_EXAMPLE_DOC_ID = "china-russia-no-limits-2025-02-26-c597e440"
+_EXAMPLE_TITLE = "China’s “no limits” partnership with Russia"
+
+
 class DocumentSummary(BaseModel):
     """One indexed document."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "doc_id": _EXAMPLE_DOC_ID,
+                    "title": _EXAMPLE_TITLE,
+                    "source": "china-russia-no-limits-2025-02-26.md",
+                    "sha256": "c597e4402b6aafb8a8d0c5a5445c4e36c352400ff58bdecaed3973a19cfd8e3e",
+                    "passages": 22,
+                    "chars": 5210,
+                }
+            ]
+        }
+    )
 
     doc_id: str = Field(description="The id `GET`/`DELETE /api/documents/{doc_id}` take.")
     title: str
@@ -251,11 +270,26 @@ class DocumentSummary(BaseModel):
 class RemovedResponse(BaseModel):
     """A document was removed from the index."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"removed": _EXAMPLE_DOC_ID}]})
+
     removed: str = Field(description="The removed document's id.")
 
 
 class DocumentDetail(BaseModel):
     """A document's whole text, to show a cited passage (`text[start:end]`) in its context."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "doc_id": _EXAMPLE_DOC_ID,
+                    "title": _EXAMPLE_TITLE,
+                    "source": "china-russia-no-limits-2025-02-26.md",
+                    "text": "# China’s “no limits” partnership with Russia\n\nDuring a Feb. 24 telephone call …",
+                }
+            ]
+        }
+    )
 
     doc_id: str
     title: str
@@ -266,6 +300,10 @@ class DocumentDetail(BaseModel):
 class IngestResponse(BaseModel):
     """What an upload changed."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"doc_id": "notes-5d41402a", "status": "added", "passages": 3}]}
+    )
+
     doc_id: str
     status: Literal["added", "replaced", "unchanged"] = Field(
         description="`unchanged`: the same content was already indexed (answered with 200, not 201)."
@@ -275,6 +313,23 @@ class IngestResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     """The server is up; what it serves with."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "documents": 1,
+                    "passages": 22,
+                    "generator": "LlamaCppGenerator",
+                    "model": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                    "embedder": "all-MiniLM-L6-v2 (onnx-int8)",
+                    "changes_allowed": False,
+                    "replica": "host-1:4242",
+                }
+            ]
+        }
+    )
 
     status: Literal["ok"]
     documents: int = Field(description="Documents in the index.")

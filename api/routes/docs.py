@@ -37,7 +37,7 @@ _DOCS_PAGE = """<!doctype html>
 """
 
 
-@router.get("/docs")
+@router.get("/docs", summary="Interactive API docs (Swagger UI, served locally)")
 async def api_docs(request: Request) -> HTMLResponse:
     """Swagger UI over this server's OpenAPI schema, from the vendored `swagger-ui-dist` files."""
     app = request.app
@@ -45,7 +45,7 @@ async def api_docs(request: Request) -> HTMLResponse:
     return HTMLResponse(page)
 
 
-@router.get("/favicon.ico")
+@router.get("/favicon.ico", summary="The page icon (SVG)")
 async def favicon() -> FileResponse:
     """The page icon (an SVG; browsers ask for /favicon.ico whatever the format)."""
     return FileResponse(FAVICON, media_type="image/svg+xml")

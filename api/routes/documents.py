@@ -27,12 +27,13 @@ from index.loaders import DocumentLoadError, document_from_bytes
 from index.store import IndexLockedError, IndexStoreError, IndexWriteError
 
 router = APIRouter(tags=["documents"], responses=ERROR_RESPONSES)
-# The file's name decides how it is read (.txt, .md, .html): documented as an example of the part's header, which
-# is also the name schemathesis gives the files it uploads.
+# An example upload (a small Markdown file), and the file's name, which decides how it is read (.txt, .md, .html):
+# documented as an example of the part's header, which is also the name schemathesis gives the files it uploads.
 UPLOAD_ENCODING: dict[str, Any] = {
     "requestBody": {
         "content": {
             "multipart/form-data": {
+                "example": {"file": "# Notes\n\nThe library opens at nine on weekdays.\n", "replace": False},
                 "encoding": {
                     "file": {
                         "headers": {
@@ -42,7 +43,7 @@ UPLOAD_ENCODING: dict[str, Any] = {
                             }
                         }
                     }
-                }
+                },
             }
         }
     }
@@ -59,8 +60,9 @@ def _write_failure(error: IndexStoreError) -> JSONResponse:
     return error_response(409, str(error), detail={"changed": False})
 
 
-@router.get("/api/documents", response_model=list[DocumentSummary])
+@router.get("/api/documents", response_model=list[DocumentSummary], summary="List the indexed documents")
 async def list_documents(rag_state: State) -> Any:
+    """Every indexed document with its id, title, source file name, content hash and size."""
     index = rag_state.pipeline.index
     texts = {d.doc_id: len(d.text) for d in index.documents}
     return [
@@ -76,8 +78,14 @@ async def list_documents(rag_state: State) -> Any:
     ]
 
 
-@router.get("/api/documents/{doc_id}", response_model=DocumentDetail, responses=NOT_FOUND_RESPONSES)
+@router.get(
+    "/api/documents/{doc_id}",
+    response_model=DocumentDetail,
+    responses=NOT_FOUND_RESPONSES,
+    summary="Read a document's whole text",
+)
 async def get_document(doc_id: str, rag_state: State) -> Any:
+    """A document's whole text, so a client can show a cited passage (`text[start:end]`) in its context."""
     document = rag_state.pipeline.index.document(doc_id)
     if document is None:
         raise HTTPException(404, f"no document {doc_id!r}; GET /api/documents lists them")
@@ -90,6 +98,7 @@ async def get_document(doc_id: str, rag_state: State) -> Any:
     "/api/documents",
     response_model=IngestResponse,
     status_code=201,
+    summary="Upload a document (admin token)",
     dependencies=[Depends(require_admin)],
     responses={
         200: {"model": IngestResponse, "description": "`unchanged`: the same content was already indexed."},
@@ -140,6 +149,7 @@ async def upload_document(
 @router.delete(
     "/api/documents/{doc_id}",
     response_model=RemovedResponse,
+    summary="Remove a document (admin token)",
     dependencies=[Depends(require_admin)],
     responses={**NOT_FOUND_RESPONSES, **ADMIN_RESPONSES, **WRITE_FAILURE_RESPONSES},
 )

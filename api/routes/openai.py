@@ -29,6 +29,11 @@ from rag.types import MAX_TURN_CHARS, Turn
 
 router = APIRouter(tags=["openai"], responses=ERROR_RESPONSES)
 OPENAI_MODEL_ID = "rag-chatbot"
+# The whole `/v1/models` answer, constant: it is also the route's documented example.
+MODELS_EXAMPLE: dict[str, Any] = {
+    "object": "list",
+    "data": [{"id": OPENAI_MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-chatbot"}],
+}
 
 
 class ReservedStream(StreamingResponse):
@@ -45,16 +50,24 @@ class ReservedStream(StreamingResponse):
             self.reservation.cancel()
 
 
-@router.get("/v1/models")
+@router.get(
+    "/v1/models",
+    summary="List models (OpenAI-compatible)",
+    responses={
+        200: {
+            "description": "The one model this server answers as.",
+            "content": {"application/json": {"example": MODELS_EXAMPLE}},
+        }
+    },
+)
 async def list_models() -> Any:
-    return {
-        "object": "list",
-        "data": [{"id": OPENAI_MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-chatbot"}],
-    }
+    """The one model this server answers as, in the shape OpenAI clients list models."""
+    return MODELS_EXAMPLE
 
 
 @router.post(
     "/v1/chat/completions",
+    summary="Chat completion (OpenAI-compatible, plain or streamed)",
     responses={
         200: {
             "model": ChatCompletion,

@@ -37,7 +37,9 @@ class ReservedEventSource(EventSourceResponse):
             self.reservation.cancel()
 
 
-@router.post("/api/ask", response_model=Answer, responses=BUSY_RESPONSES)
+@router.post(
+    "/api/ask", response_model=Answer, responses=BUSY_RESPONSES, summary="Answer a question, citing the passages used"
+)
 async def ask(body: AskRequest, rag_state: State, request: Request) -> Any:
     """Answer a question from the indexed documents, citing the passages used."""
     try:
@@ -51,6 +53,7 @@ async def ask(body: AskRequest, rag_state: State, request: Request) -> Any:
 # as well: the route builds its own response.
 @router.post(
     "/api/ask/stream",
+    summary="Answer a question as Server-Sent Events (draft, then the checked answer)",
     response_class=ReservedEventSource,
     status_code=200,
     responses={200: ASK_STREAM, **BUSY_RESPONSES},
@@ -83,7 +86,7 @@ async def ask_stream(body: AskRequest, rag_state: State) -> Any:
     return ReservedEventSource(events(), reservation, ping=15)
 
 
-@router.post("/api/search", response_model=SearchResponse)
+@router.post("/api/search", response_model=SearchResponse, summary="Search passages (retrieval only, no model)")
 async def search(body: SearchRequest, rag_state: State) -> Any:
     """Retrieval only: the ranked passages, for integrations that bring their own model."""
     passages = await to_thread.run_sync(lambda: rag_state.pipeline.search(body.query, top_k=body.top_k))

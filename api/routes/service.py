@@ -19,8 +19,9 @@ router = APIRouter(tags=["service"], responses=ERROR_RESPONSES)
 page_router = APIRouter(include_in_schema=False)
 
 
-@router.get("/api/health", response_model=HealthResponse)
+@router.get("/api/health", response_model=HealthResponse, summary="Health: the index and models this server runs")
 async def health(rag_state: State) -> Any:
+    """The server is up: how many documents and passages it serves, with which models, and which process answered."""
     pipeline = rag_state.pipeline
     info = pipeline.model_info(rag_state.settings.retriever, rag_state.settings.rescore)
     return HealthResponse(
@@ -35,11 +36,13 @@ async def health(rag_state: State) -> Any:
     )
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, summary="Prometheus metrics")
 async def metrics(rag_state: State) -> Response:
+    """Request, answer and abstention counters and latencies, in Prometheus's text format."""
     return Response(generate_latest(rag_state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@page_router.get("/")
+@page_router.get("/", summary="The chat page")
 async def chat_page() -> FileResponse:
+    """The chat page (`web/index.html`); its scripts and styles are under `/static`."""
     return FileResponse(WEB_DIR / "index.html")

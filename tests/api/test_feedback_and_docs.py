@@ -6,18 +6,36 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.routing import BaseRoute
 
 from api.app import create_app
+from api.schemas import RequestBody
 from index.store import PassageIndex
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from tests.conftest import LiveServer
 from tests.web.scripted import ScriptedGenerator
+
+
+def documented_models() -> list[type[BaseModel]]:
+    """Every pydantic model the API's request and response bodies are made of (`api.schemas` and the routes)."""
+    from api import schemas
+    from api.routes import documents, feedback, openai, questions, service
+
+    found: dict[str, type[BaseModel]] = {}
+    for module in (schemas, documents, feedback, openai, questions, service):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__.startswith("api."):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return list(found.values())
+
 
 GOOD = {
     "question": "What did Deng agree in 1979?",
@@ -90,6 +108,19 @@ class TestFeedback:
         assert any(item["field"] == field for item in payload["detail"])
         assert (feedback_file.read_text() if feedback_file.exists() else "") == before  # nothing stored
 
+    def test_each_cited_passage_is_stored_with_its_text(
+        self, client: httpx.Client, feedback_file: Path, article_index: PassageIndex
+    ) -> None:
+        # The page sends ids only; the server adds the passage text it holds, which `rag eval --feedback`
+        # turns into evidence. An id it does not know is stored as it came.
+        chunk = next(c for c in article_index.chunks() if "Deng" in c.text)
+        cited = [{"doc_id": chunk.doc_id, "chunk_id": chunk.chunk_id}, {"doc_id": chunk.doc_id, "chunk_id": "gone#9"}]
+        response = client.post("/api/feedback", json={**GOOD, "citations": cited})
+        assert response.status_code == 201
+        stored = json.loads(feedback_file.read_text().splitlines()[-1])
+        assert stored["id"] == response.json()["id"]
+        assert stored["citations"] == [{**cited[0], "text": chunk.text}, cited[1]]
+
     def test_an_unwritable_file_is_a_clear_500_and_the_server_keeps_serving(
         self, settings: Settings, article_index: PassageIndex, tmp_path: Path
     ) -> None:
@@ -126,6 +157,29 @@ class TestHealthAndDocs:
         assert client.get("/redoc").status_code == 404
         assert client.get("/openapi.json").json()["paths"]["/api/feedback"]["post"]["summary"]
 
+    def test_every_operation_has_a_summary_and_every_request_body_an_example(self, client: httpx.Client) -> None:
+        spec = client.get("/openapi.json").json()
+        schemas = spec["components"]["schemas"]
+        operations = 0
+        for path, item in spec["paths"].items():
+            for method, operation in item.items():
+                operations += 1
+                name = f"{method.upper()} {path}"
+                summary = operation.get("summary", "")
+                assert summary.strip(), f"{name} has no summary"
+                # FastAPI's fallback is the handler's name in title case ("Ask Stream"): a summary must be written.
+                handler = operation["operationId"].removesuffix(re.sub(r"\W", "_", path) + "_" + method)
+                assert handler != operation["operationId"], "FastAPI names operations `<handler><path>_<method>`"
+                assert summary != handler.replace("_", " ").title(), f"{name}: {summary!r} is FastAPI's fallback"
+                body = operation.get("requestBody")
+                for media_type, content in (body or {}).get("content", {}).items():
+                    schema = content["schema"]
+                    if "$ref" in schema:
+                        schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+                    examples = content.get("example") or content.get("examples") or schema.get("examples")
+                    assert examples, f"{name}: its {media_type} body has no example"
+        assert operations >= 11, "the loop saw every route"
+
     def test_the_schema_documents_the_error_body_the_api_sends(self, client: httpx.Client) -> None:
         spec = client.get("/openapi.json").json()
         documented = spec["paths"]["/api/ask"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
@@ -141,6 +195,45 @@ class TestHealthAndDocs:
         assert icon.status_code == 200
         assert icon.headers["content-type"].startswith("image/svg+xml")
         assert icon.text.lstrip().startswith("<svg")
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> list[APIRoute]:
+    """Every FastAPI route under `routes`, through included routers (FastAPI keeps them nested, each under its
+    `original_router`)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (router := getattr(route, "original_router", None)) is not None:
+            found.extend(api_routes(router.routes))
+    return found
+
+
+def test_routes_outside_the_schema_have_summaries_too(settings: Settings) -> None:
+    # The page, /docs, the favicon and /metrics are left out of /openapi.json; they are routes all the same.
+    routes = api_routes(create_app(settings).routes)
+    assert {"/", "/docs", "/favicon.ico", "/metrics"} <= {route.path for route in routes}
+    assert [route.path for route in routes if not route.summary] == []
+
+
+@pytest.mark.parametrize(
+    "model",
+    [model for model in documented_models() if model.model_json_schema().get("examples")],
+    ids=lambda model: model.__name__,
+)
+def test_each_documented_example_is_valid(model: type[BaseModel]) -> None:
+    # As JSON, the way a client sends it and schemathesis's examples phase replays it (request bodies are strict).
+    for example in model.model_json_schema()["examples"]:
+        model.model_validate_json(json.dumps(example))
+
+
+def test_every_request_body_model_has_an_example() -> None:
+    # The top-level request bodies (their parts, such as a chat message, are shown inside their examples).
+    bodies = [
+        model for model in documented_models() if issubclass(model, RequestBody) and model.__name__.endswith("Request")
+    ]
+    assert {model.__name__ for model in bodies} >= {"AskRequest", "SearchRequest", "FeedbackRequest"}
+    assert [model.__name__ for model in bodies if not model.model_json_schema().get("examples")] == []
 
 
 def test_a_lower_question_limit_applies_to_every_answer_route(settings: Settings, article_index: PassageIndex) -> None:
