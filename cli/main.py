@@ -24,13 +24,11 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from index.embedders import ModelNotInstalledError
 from index.library import Library
-from index.loaders import DocumentLoadError, load_documents, load_documents_reporting
+from index.loaders import load_documents, load_documents_reporting
 from index.service import new_index, open_index
-from index.store import IndexNotFoundError, IndexStoreError, PassageIndex
+from index.store import IndexNotFoundError, PassageIndex
 from rag.errors import UserError
-from rag.generators import GeneratorError
 from rag.pipeline import DoneEvent, Event, Pipeline, StatusEvent, TokenEvent
 from rag.settings import RetrieverKind, Settings, StoreKind
 from rag.types import Answer, Citation, Turn
@@ -43,14 +41,9 @@ err = Console(stderr=True)
 
 # Problems a user causes and can fix. Anything else (a bare ValueError, a KeyError) is a bug and keeps its
 # traceback. DocumentLoadError is a ValueError subclass, so it is named here rather than ValueError.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    UserError,
-    IndexStoreError,
-    ModelNotInstalledError,
-    DocumentLoadError,
-    GeneratorError,
-    ValidationError,
-)
+# Problems a user can fix: every layer's errors derive from `UserError`; pydantic's report of a bad value is the
+# other. Anything else (a bare ValueError included) is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, ValidationError)
 
 
 def fail(message: str) -> NoReturn:
@@ -660,8 +653,8 @@ def eval_command(
     with user_errors():
         try:
             settings = Settings().with_overrides(**parse_assignments(assignments or []))
-        except ValueError as error:
-            fail(str(error))
+        except ValidationError as error:
+            fail(validation_line(error))
         if injection:
             _injection_row(settings, out)
             return

@@ -403,6 +403,8 @@ class TestErrors:
                 "error: RAG_CHUNK_SIZE: Input should be greater than or equal to 8",
             ),
             (("serve", "--port", "70000"), {}, "error: --port: Input should be less than or equal to 65535"),
+            (("eval", "--set", "top_k=abc"), {}, "error: RAG_TOP_K: Input should be a valid integer"),
+            (("eval", "--set", "nosuch=1"), {}, "error: unknown setting 'nosuch'"),
         ],
     )
     def test_a_bad_setting_is_one_line_naming_it(
