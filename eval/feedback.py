@@ -33,8 +33,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eval.gold import GOLD_DIR, GoldItem, QuestionType
-from rag.citations import is_abstention
 from rag.errors import UserError
+from rag.prompt import is_abstention
 
 Rating = Literal["up", "down"]
 ReviewStatus = Literal["approved-answer", "approved-abstention", "needs-evidence", "needs-answer"]

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.answer_fit import AnswerFit
-from rag.citations import check_citations, is_abstention
+from rag.citations import check_citations
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
-from rag.prompt import ABSTAIN_TEXT, support_messages
+from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
 from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
 
@@ -44,6 +44,7 @@ class Verdict:
 
     @property
     def abstained(self) -> bool:
+        """True when the answer is withheld; `abstain_reason` says why."""
         return self.abstain_reason is not None
 
 

@@ -6,11 +6,10 @@ import re
 from dataclasses import dataclass
 
 from index.sentences import ABBREVIATIONS
-from rag.prompt import ABSTAIN_TEXT
+from rag.prompt import CITATION_MARKER as _MARKER
 from rag.types import Citation, Passage
 
 # "[1]", "[1, 2]", "[1][2]", "[Passage 2]"
-_MARKER = re.compile(r"\s*\[(?:passages?\s*)?(\d+(?:\s*(?:,|and)\s*\d+)*)\]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
@@ -68,12 +67,6 @@ _STOPWORDS = frozenset(
         "yes",
     ]
 )
-_ABSTAIN_PATTERNS = re.compile(
-    r"(documents?|passages?|context|text)\s+(do(es)?\s*n[o’']?t|do(es)? not)\s+(say|mention|contain|"
-    r"provide|state|specify)|not (mentioned|stated|given) in the (documents?|passages?|context)",
-    re.IGNORECASE,
-)
-
 SUPPORT_THRESHOLD = 0.5
 
 
@@ -87,15 +80,6 @@ def support(sentence: str, passage: str) -> float:
     if not words:
         return 0.0
     return len(words & content_words(passage)) / len(words)
-
-
-def is_abstention(reply: str) -> bool:
-    text = _MARKER.sub("", reply).strip()
-    if not text:
-        return True
-    if text.lower().startswith(ABSTAIN_TEXT.lower().rstrip(".")):
-        return True
-    return bool(_ABSTAIN_PATTERNS.search(text)) and not _MARKER.search(reply)
 
 
 @dataclass(frozen=True)

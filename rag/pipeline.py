@@ -23,10 +23,10 @@ from typing import Literal
 from index.service import open_index
 from index.store import PassageIndex
 from rag.checking import AnswerChecker, CheckThresholds, SupportJudge, Verdict
-from rag.citations import check_citations, is_abstention
+from rag.citations import check_citations
 from rag.context import ContextExpander
 from rag.generators import Generator, make_generator
-from rag.prompt import ABSTAIN_TEXT, answer_messages, rewrite_messages
+from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, make_retriever, with_relevance
 from rag.settings import RetrieverKind, Settings

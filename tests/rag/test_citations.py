@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import check_citations, is_abstention, split_sentences
+from rag.citations import check_citations, split_sentences
+from rag.prompt import is_abstention
 from rag.types import Passage
 
 
