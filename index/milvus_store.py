@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 from index.embedders import Embedder, Vectors
 from index.keywords import bm25_terms
@@ -222,6 +223,8 @@ class MilvusPassageIndex(PassageIndex):
         return index
 
     def close(self) -> None:
+        """Close the Milvus client; errors are ignored (it is called on the way out of a failed open, and at
+        shutdown)."""
         with contextlib.suppress(Exception):
             self.client.close()
 
@@ -444,12 +447,14 @@ class MilvusPassageIndex(PassageIndex):
         return doc_ids & known
 
     @property
+    @override
     def documents(self) -> list[Document]:
         view = self._current()
         if view.documents is None:
             view.documents = self._load_documents()
         return list(view.documents.values())
 
+    @override
     def document(self, doc_id: str) -> Document | None:
         view = self._current()
         if view.documents is not None and doc_id in view.documents:
@@ -458,6 +463,7 @@ class MilvusPassageIndex(PassageIndex):
             view.single[doc_id] = self._load_documents(f"doc_id == {_quoted(doc_id)}").get(doc_id)
         return view.single[doc_id]
 
+    @override
     def document_infos(self) -> list[DocumentInfo]:
         view = self._current()
         if view.infos is None:
@@ -495,20 +501,27 @@ class MilvusPassageIndex(PassageIndex):
 
     @property
     def committed_generation(self) -> int | None:
+        """The same counter as `generation`, never None: every write is committed when it returns."""
         return self._version
 
     @property
     def built_at(self) -> float:
+        """When any process last wrote to the store (Unix seconds), as of the last token check; when this object was
+        made if the store has never been written."""
         return self._written_at
 
     @property
     def directory(self) -> Path | None:
+        """Always None: the store is in Milvus, not in a directory."""
         return None
 
     def snapshot(self) -> Snapshot:
+        """Always raises TypeError: Milvus is read through the PassageIndex methods, with no in-memory snapshot."""
         raise TypeError("a Milvus store has no in-memory snapshot: read it through the PassageIndex methods")
 
     def reload_if_newer(self) -> bool:
+        """Read the generation token now, whatever its TOKEN_TTL_S cache says; True if a write (by any process)
+        happened since it was last read."""
         return self._refresh_token(force=True)
 
     @staticmethod
@@ -780,6 +793,7 @@ class MilvusPassageIndex(PassageIndex):
         """Nothing to do: every write is in Milvus when `add` or `remove` returns."""
 
     def commit(self, state: Snapshot, directory: Path) -> Snapshot:
+        """Always raises TypeError: every `add`, `remove` and `rebuild` commits as it returns."""
         raise TypeError("a Milvus store commits on every add/remove: use Library or add()/remove()")
 
 

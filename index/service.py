@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def make_chunker(spec: IndexSpec) -> TokenChunker:
+    """The spec's splitter over all-MiniLM's tokenizer, so passage lengths are counted in the embedder's own tokens."""
     return TokenChunker(minilm_folder() / "tokenizer.json", spec.chunk_size, spec.chunk_overlap, spec.chunk_unit)
 
 
 def make_spec_embedder(spec: IndexSpec) -> Embedder:
+    """A new embedder with the spec's backend, thread count and batch size (its model loads on first use)."""
     return make_embedder(spec.embedder_backend, threads=spec.embed_threads, batch_size=spec.embed_batch_size)
 
 
@@ -77,7 +79,8 @@ class StoreSettings(Protocol):
 
     index_dir: Path
 
-    def index_spec(self) -> IndexSpec: ...
+    def index_spec(self) -> IndexSpec:
+        """How the index is built and where it is stored, from these settings."""
 
 
 def open_store(settings: StoreSettings, embedder: Embedder | None = None, create: bool = False) -> PassageIndex:

@@ -40,6 +40,7 @@ class TokenChunker:
         return tokenizer
 
     def count_tokens(self, text: str) -> int:
+        """Word-piece tokens in `text`, without special tokens and never truncated: the unit `chunk_size` counts in."""
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     @cached_property

@@ -103,11 +103,13 @@ class IndexStoreError(UserError, RuntimeError):
 
 
 class IndexNotFoundError(IndexStoreError):
-    pass
+    """No index where the settings point (no committed manifest; in Milvus, missing or incomplete collections); the
+    message says how to build one."""
 
 
 class IndexMismatchError(IndexStoreError):
-    pass
+    """The index cannot be used as it is (another format or schema version, another embedder, or files that
+    disagree); the message says how to rebuild it."""
 
 
 class IndexLockedError(IndexStoreError):
@@ -125,11 +127,15 @@ class IndexWriteError(IndexStoreError):
 class Splitter(Protocol):
     """What the index needs from a chunker."""
 
-    def split(self, document: Document) -> list[Chunk]: ...
+    def split(self, document: Document) -> list[Chunk]:
+        """The document's passages, in order, with character offsets into `document.text`."""
 
 
 @dataclass(frozen=True)
 class IngestReport:
+    """What one add did, as doc_ids: `added` (new), `replaced` (an older version went: same doc_id, or same source),
+    `unchanged` (the id already holding identical content); `passages_embedded` counts the passages written."""
+
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -138,6 +144,8 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class DocumentInfo:
+    """One row of a document listing: identity, content hash and passage count (no text)."""
+
     doc_id: str
     title: str
     source: str
@@ -154,6 +162,8 @@ class Embedded:
 
 
 def embedding_key(document: Document) -> tuple[str, str]:
+    """The key of a document's `Embedded` passages: doc_id and content hash, so vectors computed for one version of a
+    document are never used for another."""
     return document.doc_id, document.sha256
 
 
@@ -179,6 +189,7 @@ class Snapshot:
 
     @classmethod
     def empty(cls, dimension: int) -> Snapshot:
+        """A snapshot with no documents, over an exact inner-product FAISS index of `dimension`."""
         return cls({}, {}, {}, {}, faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), 0, time.time())
 
     def ordered_chunks(self) -> list[Chunk]:
@@ -186,6 +197,7 @@ class Snapshot:
         return [self.chunks[i] for ids in self.ids_by_doc.values() for i in ids]
 
     def infos(self) -> list[DocumentInfo]:
+        """One DocumentInfo per document, in the order they were added."""
         return [
             DocumentInfo(d.doc_id, d.title, d.source, d.sha256, len(self.ids_by_doc.get(d.doc_id, ())))
             for d in self.documents.values()
@@ -359,6 +371,8 @@ class DirectoryLock:
         return True
 
     def release(self) -> None:
+        """Undo one `acquire` of the calling thread; the flock is dropped when the outermost hold ends. RuntimeError
+        if this thread does not hold the lock."""
         self._depth -= 1
         if self._depth == 0:
             fd, self._fd, self._owner = self._fd, None, None
@@ -369,6 +383,8 @@ class DirectoryLock:
 
     @contextmanager
     def hold(self, timeout: float | None = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the lock for a `with` block; IndexLockedError, naming the holder's pid, if it is not free within
+        `timeout` seconds."""
         if not self.acquire(timeout):
             raise IndexLockedError(
                 f"the index at {self.directory} is being changed by another process (pid {self.holder()}); "
@@ -442,6 +458,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def generation_files(generation: int) -> dict[str, str]:
+    """The names of generation `generation`'s three files, keyed as a manifest's `files` (faiss, passages,
+    documents)."""
     return {
         "faiss": f"passages-{generation:06d}.faiss",
         "passages": f"passages-{generation:06d}.jsonl",
@@ -566,12 +584,15 @@ class PassageIndex:
     # ---- reading -------------------------------------------------------------------------------
     @property
     def documents(self) -> list[Document]:
+        """The current documents, in the order they were added (a replaced one moves to the end)."""
         return list(self.snapshot().documents.values())
 
     def document(self, doc_id: str) -> Document | None:
+        """The document with this id in the current snapshot, or None."""
         return self.snapshot().documents.get(doc_id)
 
     def document_infos(self) -> list[DocumentInfo]:
+        """A listing row per current document, in the order they were added."""
         return self.snapshot().infos()
 
     def chunks(self) -> list[Chunk]:
@@ -594,9 +615,13 @@ class PassageIndex:
 
     @property
     def built_at(self) -> float:
+        """When the current snapshot was last committed (Unix seconds), or created if it never was; in-memory changes
+        do not move it."""
         return self._state.built_at
 
     def search(self, query_vector: Vectors, k: int) -> list[tuple[Chunk, float]]:
+        """The `k` passages nearest `query_vector` (one vector, shape (dimension,)) by inner product, which is cosine
+        on unit vectors: (passage, score) pairs, best first; fewer when the index holds fewer."""
         state = self.snapshot()
         if not state.chunks or k <= 0:
             return []
@@ -669,6 +694,7 @@ class PassageIndex:
         return report
 
     def remove(self, doc_id: str) -> bool:
+        """Remove a document in memory (`save` writes it); False if there is no such document."""
         with self.write_lock:
             updated = self._state.without(doc_id)
             if updated is None:
@@ -815,6 +841,8 @@ class PassageIndex:
 
     @staticmethod
     def read_manifest(directory: Path) -> dict[str, Any]:
+        """The committed manifest at `directory` (or of a recoverable format-1 copy beside it), without loading the
+        index; IndexNotFoundError if there is none, IndexStoreError if it is unreadable."""
         source = _locate(directory)
         if source is None:
             raise IndexNotFoundError(f"no index at {directory}: build one with `rag index build [PATH]`")
