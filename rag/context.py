@@ -100,8 +100,17 @@ class ContextExpander:
             else:
                 merged.append(passage.model_copy(update={"start": start, "end": end, "text": document.text[start:end]}))
         if is_about_the_document(question) and passages:
-            merged = self._with_header(merged, documents.get(passages[0].doc_id))
+            merged = self._with_header(merged, self._described(passages, documents))
         return [p.model_copy(update={"rank": rank}) for rank, p in enumerate(merged, start=1)]
+
+    @staticmethod
+    def _described(passages: Sequence[Passage], documents: dict[str, Document | None]) -> Document | None:
+        """The document a question about "the article" means: the best-ranked one whose loader found its facts
+        (author, date or publisher), else the top one. A page that merely talks about "who wrote the article"
+        (or orders the assistant to name someone) outranks the article on those words but has no byline."""
+        ranked = [documents.get(p.doc_id) for p in passages]
+        described = [d for d in ranked if d is not None and (d.author or d.published or d.publisher)]
+        return described[0] if described else ranked[0]
 
     @staticmethod
     def _with_header(passages: list[Passage], document: Document | None) -> list[Passage]:
