@@ -35,14 +35,17 @@ def supports(passage: str, evidence: str) -> bool:
 
 # ---- retrieval ----------------------------------------------------------------------------------
 def relevance_flags(passages: Sequence[str], evidence: Sequence[str]) -> list[bool]:
+    """For each passage, whether it holds any of the gold evidence strings."""
     return [any(supports(p, e) for e in evidence) for p in passages]
 
 
 def hit_at_k(flags: Sequence[bool], k: int) -> float:
+    """1.0 when a relevant passage is among the first k, else 0.0."""
     return float(any(flags[:k]))
 
 
 def reciprocal_rank(flags: Sequence[bool]) -> float:
+    """1 / rank of the first relevant passage; 0.0 when none is relevant."""
     return next((1.0 / rank for rank, ok in enumerate(flags, start=1) if ok), 0.0)
 
 
@@ -55,11 +58,14 @@ def ndcg_at_k(flags: Sequence[bool], k: int, relevant_total: int) -> float:
 
 
 def all_evidence_retrieved(passages: Sequence[str], evidence: Sequence[str]) -> float:
+    """1.0 when every gold evidence string is held by some passage (multi-passage questions need all)."""
     return float(all(any(supports(p, e) for p in passages) for e in evidence))
 
 
 # ---- answers (SQuAD v2 official definitions) ---------------------------------------------------------
 def normalize_answer(text: str) -> str:
+    """SQuAD v2's normalisation (lower case, no punctuation or articles), with citation marks and curly quotes
+    removed first."""
     text = _CITATION.sub("", text).translate(_QUOTES).lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
@@ -67,6 +73,7 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, gold: Sequence[str]) -> float:
+    """SQuAD v2 exact match against the best gold answer; an unanswerable item's gold is the empty answer."""
     golds = list(gold) or [""]
     return max(float(normalize_answer(prediction) == normalize_answer(g)) for g in golds)
 
@@ -84,10 +91,12 @@ def _f1(prediction: str, gold: str) -> float:
 
 
 def token_f1(prediction: str, gold: Sequence[str]) -> float:
+    """SQuAD v2 token F1 against the best gold answer."""
     return max(_f1(prediction, g) for g in (list(gold) or [""]))
 
 
 def contains_gold(prediction: str, gold: Sequence[str]) -> float:
+    """1.0 when a normalised gold answer appears as whole words inside the normalised prediction."""
     normalized = f" {normalize_answer(prediction)} "
     return float(any(f" {normalize_answer(g)} " in normalized for g in gold if normalize_answer(g)))
 
@@ -120,6 +129,7 @@ def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
 
 # ---- latency ----------------------------------------------------------------------------------------------
 def median_p95(values: Sequence[float]) -> tuple[float, float]:
+    """Median and 95th percentile; NaN for no values."""
     if not values:
         return (float("nan"), float("nan"))
     array = np.asarray(values, dtype=float)
@@ -127,5 +137,6 @@ def median_p95(values: Sequence[float]) -> tuple[float, float]:
 
 
 def mean(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are present; None when none is."""
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None

@@ -48,6 +48,7 @@ class Document:
 
     @property
     def sha256(self) -> str:
+        """Hex digest of the text: the identity of a document's content (re-adding it changes nothing)."""
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
@@ -95,6 +96,7 @@ def split_new(documents: Sequence[Document], known: Mapping[str, str]) -> tuple[
 
 
 def slugify(value: str, max_length: int = 48) -> str:
+    """Lower-case ASCII words joined by hyphens, at most `max_length` characters; "document" when none is left."""
     slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
     return slug[:max_length].strip("-") or "document"
 

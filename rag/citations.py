@@ -71,6 +71,7 @@ SUPPORT_THRESHOLD = 0.5
 
 
 def content_words(text: str) -> set[str]:
+    """The text's lower-cased words other than stopwords."""
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
 
 
@@ -94,6 +95,7 @@ class CheckedAnswer:
 
 
 def split_sentences(text: str) -> list[str]:
+    """The answer's sentences, each with its trailing citation marks (abbreviations do not end a sentence)."""
     sentences: list[str] = []
     start = 0
     text = text.strip()

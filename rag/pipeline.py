@@ -149,12 +149,14 @@ class Pipeline:
     def from_settings(
         cls, settings: Settings, generator: Generator | None = None, index: PassageIndex | None = None
     ) -> Pipeline:
+        """The pipeline over the index on disk (or `index`) with the configured generator (or `generator`)."""
         spec = settings.index_spec()
         if index is None:
             index = open_index(settings.index_dir, spec)
         return cls(settings, index, generator or make_generator(settings))
 
     def warm_up(self) -> None:
+        """Load the embedder and the model and build the keyword index now, not on the first question."""
         self.index.embedder.warm_up()
         self.generator.warm_up()
         self.retriever(self.settings.retriever).retrieve(
@@ -181,12 +183,14 @@ class Pipeline:
         return thread
 
     def retriever(self, kind: RetrieverKind) -> Retriever:
+        """The retriever of that kind, made once and reused."""
         if kind not in self._retrievers:
             # Hybrid reuses the dense and keyword retrievers so the BM25 index is built once.
             self._retrievers[kind] = make_retriever(kind, self.index, self.settings.candidates, self.settings.rrf_k)
         return self._retrievers[kind]
 
     def model_info(self, retriever: RetrieverKind, rescore: bool) -> ModelInfo:
+        """Which generator, model, embedder and retrieval produced an answer (shown with it and in /api/health)."""
         embedder = self.index.embedder
         return ModelInfo(
             generator=type(self.generator).__name__,
@@ -358,6 +362,7 @@ class Pipeline:
         retriever: RetrieverKind | None = None,
         rescore: bool | None = None,
     ) -> Answer:
+        """The checked answer (or abstention): the `done` event of `stream`."""
         for event in self.stream(question, history, top_k, retriever, rescore):
             if isinstance(event, DoneEvent):
                 return event.answer

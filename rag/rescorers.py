@@ -26,6 +26,7 @@ class LLMJudgeRescorer(Rescorer):
         self.top = top
 
     def rescore(self, question: str, passages: list[Passage]) -> list[Passage]:
+        """One yes/no judge call per passage in the top `top`; the rest keep their order after them."""
         head, tail = passages[: self.top], passages[self.top :]
         verdicts = []
         for passage in head:

@@ -157,6 +157,8 @@ class MilvusHybridRetriever(Retriever):
 
 
 def make_retriever(kind: RetrieverKind | str, index: PassageIndex, candidates: int, rrf_k: int) -> Retriever:
+    """The retriever of that kind over `index`: Milvus's own keyword ranking and fusion for a Milvus store, else
+    FAISS and bm25s in this process. ValueError names the valid kinds."""
     try:
         chosen = RetrieverKind(kind)
     except ValueError:

@@ -77,11 +77,15 @@ class Citation(Passage):
 
 
 class Turn(BaseModel):
+    """One earlier message of the conversation, for rewriting a follow-up."""
+
     role: Literal["user", "assistant"]
     content: str = Field(max_length=MAX_TURN_CHARS)
 
 
 class ModelInfo(BaseModel):
+    """What produced an answer: generator class, model, embedder (with backend), retriever, re-scoring."""
+
     generator: str
     model: str
     embedder: str
@@ -90,6 +94,8 @@ class ModelInfo(BaseModel):
 
 
 class Answer(BaseModel):
+    """The checked answer or the abstention, with its citations, the passages read, timings and prompt sizes."""
+
     answer: str
     abstained: bool
     abstain_reason: AbstainReason | None = None
