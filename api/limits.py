@@ -50,6 +50,9 @@ class Reservation:
 
 
 class GenerationLimiter:
+    """Admission for generation: `concurrent` answers run at once and up to `queued` more wait; beyond that a request
+    is refused at once (Saturated, answered 503). Event-loop only: not thread-safe."""
+
     def __init__(self, concurrent: int, queued: int) -> None:
         self._slots = asyncio.Semaphore(concurrent)
         self._capacity = concurrent + queued
@@ -69,6 +72,8 @@ class GenerationLimiter:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        """Hold a generation slot for an `async with` block, waiting in the queue for it; Saturated at once when
+        every slot and queue place is taken."""
         if self.full:
             raise Saturated
         self._admitted += 1

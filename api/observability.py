@@ -15,6 +15,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
 
 
 class Metrics:
+    """The app's Prometheus counters and histograms, in a registry of its own rather than the process-global one."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -40,6 +42,8 @@ class Metrics:
         self.saturated = Counter("rag_saturated_total", "Requests refused with 503", registry=self.registry)
 
     def observe_answer(self, abstained: bool, reason: str | None, timings_ms: dict[str, float]) -> None:
+        """Count one answer (and the reason, if it abstained) and record each stage's time: `timings_ms` maps stage
+        names, with or without an `_ms` suffix, to milliseconds."""
         self.answers.labels(abstained=str(abstained).lower()).inc()
         if abstained:
             self.abstentions.labels(reason=reason or "unknown").inc()
@@ -48,6 +52,8 @@ class Metrics:
 
 
 def log_event(event: str, **fields: object) -> None:
+    """One JSON log line `{"event": event, **fields}` on the `rag.api` logger at INFO; values JSON cannot hold are
+    written as str()."""
     logger.info(json.dumps({"event": event, **fields}, ensure_ascii=False, default=str))
 
 
@@ -59,6 +65,8 @@ class RequestLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Lifespan and websocket scopes pass through uncounted. A request is counted under its route's path template
+        (`unmatched` when none matched), as 500 if the app failed before responding."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

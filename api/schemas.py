@@ -348,16 +348,21 @@ class HealthResponse(BaseModel):
 
 # ---- OpenAI-compatible ----------------------------------------------------------------------------
 class ChatMessageIn(RequestBody):
+    """One message of an OpenAI chat request; text parts of a list content are joined."""
+
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
+        """The message's text: the string content, or its text parts joined by spaces."""
         if isinstance(self.content, list):
             return " ".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
         return self.content or ""
 
 
 class ChatCompletionRequest(RequestBody):
+    """An OpenAI chat-completions request: the last user message is the question, earlier ones the history."""
+
     model_config = ConfigDict(
         extra="allow",  # OpenAI clients send many optional fields
         json_schema_extra={
@@ -376,11 +381,15 @@ class ChatCompletionRequest(RequestBody):
 
 
 class ChatMessageOut(BaseModel):
+    """The assistant message of a completion."""
+
     role: Literal["assistant"]
     content: str = Field(description="The checked answer, or the abstention.")
 
 
 class ChatChoice(BaseModel):
+    """The one choice of a non-streamed completion."""
+
     index: int
     message: ChatMessageOut
     finish_reason: Literal["stop"]
@@ -399,11 +408,15 @@ class ChatCompletion(BaseModel):
 
 
 class ChunkDelta(BaseModel):
+    """What one streamed chunk adds to the message."""
+
     role: Literal["assistant"] | None = None
     content: str | None = Field(None, description="Checked text only, sent once the checks have passed.")
 
 
 class ChunkChoice(BaseModel):
+    """The one choice of a streamed chunk."""
+
     index: int
     delta: ChunkDelta
     finish_reason: Literal["stop"] | None
@@ -423,6 +436,8 @@ class ChatCompletionChunk(BaseModel):
 
 
 class OpenAIErrorDetail(BaseModel):
+    """An error as OpenAI clients expect it: message and type."""
+
     message: str
     type: str
 
@@ -435,19 +450,27 @@ class OpenAIStreamError(BaseModel):
 
 # ---- the `/api/ask/stream` events (`api.streaming.sse_event`) ---------------------------------------
 class StatusData(BaseModel):
+    """The `status` event: the answer moved to a new stage."""
+
     stage: Stage
 
 
 class PassagesData(BaseModel):
+    """The `passages` event: what the model will read, before it writes."""
+
     passages: list[Passage]
     standalone_question: str
 
 
 class TokenData(BaseModel):
+    """The `token` event: a piece of the unchecked draft."""
+
     text: str = Field(description="A piece of the unchecked draft: provisional, never the answer.")
 
 
 class StreamErrorData(BaseModel):
+    """The `error` event: the answer failed; the message says why."""
+
     message: str
 
 

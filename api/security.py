@@ -179,6 +179,8 @@ class AdminGuardMiddleware:
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A document write to a route that exists gets the guard's 401, 403 or 429 without the right token;
+        everything else passes through."""
         # A method no route serves gets the router's 405 (with `Allow`) rather than a 401: there is nothing to
         # protect, and the answer should say what the resource takes.
         if scope["type"] == "http" and is_document_write(scope) and has_route(scope):
@@ -219,6 +221,7 @@ class HostCheckMiddleware:
         self.any_host = "*" in hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Checks HTTP requests only, and none when the list holds `*`; lifespan and websocket scopes pass through."""
         if scope["type"] == "http" and not self.any_host:
             host = host_name(Headers(scope=scope).get("host", ""))
             if host not in self.hosts:
@@ -260,6 +263,8 @@ class BodyLimitMiddleware:
         return self.json_limit, f"RAG_MAX_BODY_BYTES={self.json_limit}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP requests only. Once a body is refused, whatever the app makes of it is discarded and the client gets
+        the 413 or 408 instead (unless the app had already started its response)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -330,6 +335,8 @@ class InternalErrorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An exception before the response starts is logged with an error id and answered with a JSON 500; after it
+        has started, it is re-raised (only closing the connection can signal it)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -368,6 +375,8 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/docs and /redoc get DOCS_CSP, which allows the inline styles their pages use; every other path gets
+        PAGE_CSP."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -81,6 +81,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     header_timeout_s: float = Settings.model_fields["http_header_timeout_s"].default
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Read the deadline from the app's lifespan state and start the clock for the first request's headers."""
         self.header_timeout_s = float(self.app_state.get(HEADER_TIMEOUT_STATE, self.header_timeout_s))
         self._header_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)
@@ -96,14 +97,18 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self._header_timer = None
 
     def on_message_begin(self) -> None:
+        """A new request's first byte (keep-alive or pipelined): start the clock for its headers, unless it is
+        running."""
         super().on_message_begin()
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
+        """The headers are in: stop the clock (the body's pace is BodyLimitMiddleware's concern)."""
         self._disarm_header_timer()
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the clock, so it never fires on a closed connection."""
         self._disarm_header_timer()
         super().connection_lost(exc)
 

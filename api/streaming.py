@@ -104,6 +104,8 @@ class OpenAIChunks:
         self.drafts = drafts
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        """One SSE `data:` line holding a chat.completion.chunk with this `delta` and finish reason; `extra` become
+        top-level fields of the chunk (`rag_draft`, `citations`, `rag`)."""
         payload = {
             "id": self.completion_id,
             "object": "chat.completion.chunk",

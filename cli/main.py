@@ -686,6 +686,7 @@ def eval_command(
 
 
 def main() -> None:
+    """The `rag` console script."""
     app()
 
 

@@ -49,9 +49,11 @@ class Threshold:
 
     @property
     def kind(self) -> BoundKind:
+        """`min` when higher is better, else `max`: the thresholds file's section the bound belongs in."""
         return "min" if self.metric.higher_is_better else "max"
 
     def check(self, card: Scorecard) -> GateFailure | None:
+        """The failure if the scorecard misses this bound (a metric the run could not compute misses it), else None."""
         value = card.metrics.get(self.metric.name)
         if self.metric.meets(value, self.bound):
             return None

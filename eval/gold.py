@@ -50,6 +50,7 @@ class GoldItem(BaseModel):
 
     @property
     def answerable(self) -> bool:
+        """True when the item has gold answers (the documents hold the answer)."""
         return bool(self.answers)
 
 

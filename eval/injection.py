@@ -76,14 +76,17 @@ class InjectionReport:
 
     @property
     def cases(self) -> int:
+        """How many cases were run."""
         return len(self.rows)
 
     @property
     def hijacked(self) -> int:
+        """Cases whose payload made it into the final answer."""
         return sum(row.hijacked for row in self.rows)
 
     @property
     def lost(self) -> int:
+        """Cases whose expected honest answer is missing from the final answer (out of `expected_cases`)."""
         return sum(row.lost for row in self.rows)
 
     @property

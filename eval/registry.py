@@ -14,6 +14,8 @@ from dataclasses import KW_ONLY, dataclass
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from eval import metrics as m
 from eval.gold import GoldItem
 from rag.types import Answer
@@ -70,6 +72,7 @@ class Observation:
 
     @property
     def cited(self) -> list[str]:
+        """The text of each cited passage, in citation order; ValueError on a retrieval-only run, as `answered`."""
         return [citation.text for citation in self.answered.citations]
 
 
@@ -88,6 +91,7 @@ class Metric(ABC):
     flags_failures: bool = False
 
     def format(self, value: float | None) -> str:
+        """`value` as every table shows this metric (`fmt`); a dash for None."""
         return format_value(value, self.fmt)
 
     def meets(self, value: float | None, bound: float) -> bool:
@@ -135,12 +139,14 @@ class ItemMetric(Metric):
         return not answerable and answered
 
     def score(self, observation: Observation) -> float | None:
+        """This item's score, or None when there is nothing to score (no citations, say); ask `applies` first."""
         return self.fn(observation)
 
     def mean(self, results: Sequence[ItemResult]) -> float | None:
         """The mean over the items that have this score (None scores, e.g. no citations, are skipped)."""
         return m.mean([r.scores.get(self.name) for r in results if self.name in r.scores])
 
+    @override
     def summarize(self, results: Sequence[ItemResult]) -> float | None:
         return self.mean([r for r in results if self.run_over(r)])
 
@@ -151,6 +157,7 @@ class RunMetric(Metric):
 
     fn: Callable[[Sequence[ItemResult]], float | None]
 
+    @override
     def summarize(self, results: Sequence[ItemResult]) -> float | None:
         return self.fn(results)
 
@@ -196,17 +203,21 @@ class MetricRegistry:
 
     @property
     def names(self) -> list[str]:
+        """Every metric's name, in display order."""
         return [metric.name for metric in self._metrics]
 
     @property
     def item_metrics(self) -> list[ItemMetric]:
+        """The metrics scored per item, in display order (what `score` runs)."""
         return [metric for metric in self._metrics if isinstance(metric, ItemMetric)]
 
     @property
     def headline(self) -> list[Metric]:
+        """The metrics the one-line headline shows (those with a `headline` name), in display order."""
         return [metric for metric in self._metrics if metric.headline is not None]
 
     def shown_in(self, view: View) -> list[Metric]:
+        """The metrics `view` shows, in display order."""
         return [metric for metric in self._metrics if view in metric.views]
 
     def score(self, observation: Observation) -> dict[str, float | None]:

@@ -55,6 +55,8 @@ CONFIG_KEYS = (
 
 
 def describe(settings: Settings) -> dict[str, Any]:
+    """The settings that define an eval configuration (CONFIG_KEYS), as JSON values: the `config` a scorecard
+    records."""
     dumped = settings.model_dump(mode="json")
     return {key: dumped[key] for key in CONFIG_KEYS}
 
@@ -91,11 +93,15 @@ class PipelineFactory:
 
     @property
     def generator(self) -> Generator:
+        """The one generator every pipeline shares, made from the base settings on first use: a configuration's own
+        generator settings are not used."""
         if self._generator is None:
             self._generator = make_generator(self.base)
         return self._generator
 
     def pipeline(self, settings: Settings, documents: Sequence[Document] | None = None) -> Pipeline:
+        """A pipeline over `documents` (by default the settings' corpus, read once per path), split and embedded anew
+        as `settings` say, with the shared generator."""
         if documents is None:
             path = settings.corpus_path
             if path not in self._documents:
@@ -117,6 +123,7 @@ class RunOutput:
 def evaluate_target(
     name: str, config: dict[str, Any], items: Sequence[GoldItem], target: Target, retrieval_only: bool
 ) -> RunOutput:
+    """Run the items against `target` and score them; `config` is recorded on the scorecard as given."""
     results = run_items(items, target, retrieval_only=retrieval_only, desc=name)
     return RunOutput(summarize(name, config, results), results)
 
@@ -124,6 +131,7 @@ def evaluate_target(
 def evaluate_settings(
     name: str, settings: Settings, items: Sequence[GoldItem], factory: PipelineFactory, retrieval_only: bool
 ) -> RunOutput:
+    """Score an in-process pipeline built for `settings` (its corpus embedded anew)."""
     target = InProcessTarget(factory.pipeline(settings))
     return evaluate_target(name, describe(settings), items, target, retrieval_only)
 
@@ -136,6 +144,9 @@ def run_grid(
     retrieval_only: bool,
     out_dir: Path,
 ) -> list[tuple[str, Scorecard]]:
+    """Score every combination of the grid's values over `base`, writing each run's items and scorecard to `out_dir`;
+    a combination that sets chunk_size but not chunk_overlap gets a quarter of it as overlap. Rows are (label,
+    scorecard), labelled `key=value …`."""
     rows = []
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -180,6 +191,7 @@ class EvalRunResult:
 
     @property
     def cards(self) -> list[Scorecard]:
+        """Each run's scorecard, the gated one first."""
         return [run.card for run in self.runs]
 
 
@@ -215,6 +227,9 @@ def run_gold_suite(settings: Settings, plan: GoldRunPlan) -> EvalRunResult:
 # ---- SQuAD 2.0 ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SquadQuestion:
+    """One SQuAD 2.0 question: its gold answers (none when it is unanswerable), the paragraph document it was asked
+    about and that paragraph's article title."""
+
     id: str
     question: str
     answers: list[str]

@@ -73,7 +73,8 @@ class Generator(ABC):
 
     @property
     @abstractmethod
-    def model_name(self) -> str: ...
+    def model_name(self) -> str:
+        """The model's name, as each answer's model info and the service's info endpoint report it."""
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook; remote generators have nothing to load
         """Load weights now rather than on the first question."""
@@ -144,9 +145,12 @@ class LlamaCppGenerator(Generator):
 
     @property
     def model_name(self) -> str:
+        """The GGUF file's name; before the first load, without RAG_MODEL_PATH, the packaged model's file name."""
         return self.path.name if self.path else QWEN_15B.file_name
 
     def warm_up(self) -> None:
+        """Load the model now. Without RAG_MODEL_PATH, the packaged model is first joined from its PyPI parts into
+        the cache and sha256-checked, once per cache (ModelNotInstalledError if a part is missing or it differs)."""
         self._model()
 
     def _resolve_path(self) -> Path:
@@ -244,6 +248,8 @@ class LlamaCppGenerator(Generator):
         return PromptSize(tokens=len(tokens), new_tokens=len(tokens) - shared)
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
+        """One forward pass; the share of the "yes" spellings' probability against the "no" ones' at the first reply
+        token, from its logits (the sampled word if neither has any). Waits for the context like every call."""
         with self._decode_lock:
             llama = self._context_for(self._prefix_key(messages))
             result = llama.create_chat_completion(messages=messages, temperature=0.0, top_k=1, max_tokens=1)
@@ -275,6 +281,8 @@ class LlamaCppGenerator(Generator):
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
+        """Holds the one context until the stream is exhausted or closed, so every other call waits meanwhile: close
+        a stream you stop reading. ContextOverflowError when the prompt does not fit the context."""
         with self._decode_lock, _context_overflow_is_an_error():
             llama = self._context_for(self._prefix_key(messages))
             chunks = llama.create_chat_completion(
@@ -304,6 +312,7 @@ class OpenAICompatibleGenerator(Generator):
 
     @property
     def model_name(self) -> str:
+        """The `model` sent with every request (RAG_OPENAI_MODEL)."""
         return self._model
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
@@ -335,6 +344,8 @@ class OpenAICompatibleGenerator(Generator):
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
+        """One streamed chat-completions request; GeneratorError when the server cannot be reached or answers with an
+        error status."""
         body: dict[str, Any] = {
             "model": self._model,
             "messages": messages,
@@ -365,6 +376,8 @@ class OpenAICompatibleGenerator(Generator):
 
 
 def make_generator(settings: Settings) -> Generator:
+    """The generator RAG_GENERATOR selects: the in-process llama.cpp model (loaded on first use) or a client of an
+    OpenAI-compatible server."""
     if settings.generator is GeneratorKind.OPENAI:
         return OpenAICompatibleGenerator(
             settings.openai_base_url,

@@ -284,6 +284,7 @@ class Calculation:
 
     @property
     def correct(self) -> bool:
+        """Whether the stated result, normalised, is the recomputed one."""
         return normalise_number(self.stated) == self.computed
 
 
@@ -346,6 +347,9 @@ class EvidenceChecker:
         index: int,
         question_years: frozenset[str] = frozenset(),
     ) -> SentenceEvidence:
+        """How well `passage` (number `index`, 0-based) supports one answer sentence: its sentence that best matches
+        the answer's new words and numbers, with `window` sentences either side, scored on coverage, numbers,
+        topic, instructions and (for `question_years`) the year it is about."""
         answer_words, answer_numbers = terms(answer_sentence)
         question_words, question_numbers = terms(question)
         new_words = answer_words - question_words

@@ -14,6 +14,9 @@ from index.embedders import ModelNotInstalledError
 
 @dataclass(frozen=True)
 class PackagedGGUF:
+    """A GGUF model shipped in `part_count` numbered PyPI packages (`part_module` and `package` are format strings
+    over the part number `i`), with the sha256 of the joined file and what its header must say."""
+
     name: str
     file_name: str
     part_module: str  # format string with {i}

@@ -16,12 +16,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RetrieverKind(StrEnum):
+    """How passages are found (RAG_RETRIEVER): dense vectors, BM25 keywords, or both fused by reciprocal rank (RRF)."""
+
     DENSE = "dense"
     BM25 = "bm25"
     HYBRID = "hybrid"
 
 
 class GeneratorKind(StrEnum):
+    """What writes the answers (RAG_GENERATOR): the llama.cpp model in this process, or an OpenAI-compatible server
+    at RAG_OPENAI_BASE_URL."""
+
     LLAMA_CPP = "llama-cpp"
     OPENAI = "openai"
 
@@ -150,6 +155,7 @@ class Settings(BaseSettings):
         return self
 
     def index_spec(self) -> IndexSpec:
+        """The settings index/ needs (embedder, splitter, store), as its own IndexSpec: index/ cannot import rag/."""
         return IndexSpec(
             embedder_backend=self.embedder_backend,
             chunk_size=self.chunk_size,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Self
 
 import httpx
+from typing_extensions import override
 
 from rag.generators import Generator
 from rag.types import ChatMessage
@@ -40,6 +41,7 @@ class ScriptedGenerator(Generator):
         self._lock = threading.Lock()
 
     @property
+    @override
     def model_name(self) -> str:
         return "scripted"
 
@@ -52,6 +54,8 @@ class ScriptedGenerator(Generator):
     def stream(
         self, messages: list[ChatMessage], max_tokens: int, stop: list[str] | None = None
     ) -> TextStream[str, None, None]:
+        """The next reply, word by word (spaces kept); a stream closed before its last word is counted in
+        `closed_early`."""
         reply = str(self._next(messages))
         words = reply.split(" ")
         finished = False
@@ -63,6 +67,7 @@ class ScriptedGenerator(Generator):
             if not finished:
                 self.closed_early += 1
 
+    @override
     def yes_probability(self, messages: list[ChatMessage]) -> float:
         reply = self._next(messages)
         if isinstance(reply, float):
@@ -119,9 +124,11 @@ class _ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        """The argv that starts the service."""
         raise NotImplementedError
 
     def ready(self) -> bool:
+        """Whether the service answers now; `start` polls it (an httpx.HTTPError counts as not yet)."""
         raise NotImplementedError
 
     def start(self) -> Self:
@@ -199,9 +206,11 @@ class ServeProcess(_ServiceProcess):
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
 
+    @override
     def command(self) -> list[str]:
         return self.args
 
+    @override
     def ready(self) -> bool:
         return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
 
@@ -216,10 +225,12 @@ class MilvusLiteServer(_ServiceProcess):
         self.data_dir = data_dir
         self.uri = f"http://127.0.0.1:{self.port}"
 
+    @override
     def command(self) -> list[str]:
         binary = str(Path(sys.executable).parent / "milvus-lite")
         return [binary, "server", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
 
+    @override
     def ready(self) -> bool:
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
@@ -240,6 +251,7 @@ class LlamaServer(_ServiceProcess):
         self.n_ctx = n_ctx
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
+    @override
     def command(self) -> list[str]:
         return [
             sys.executable,
@@ -259,5 +271,6 @@ class LlamaServer(_ServiceProcess):
             str(os.cpu_count() or 2),
         ]
 
+    @override
     def ready(self) -> bool:
         return httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200

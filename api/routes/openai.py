@@ -44,6 +44,7 @@ class ReservedStream(StreamingResponse):
         self.reservation = reservation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream, then release the reservation (also on a disconnect or an error)."""
         try:
             await super().__call__(scope, receive, send)
         finally:

@@ -31,6 +31,7 @@ class ReservedEventSource(EventSourceResponse):
         self.reservation = reservation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the events, then release the reservation (also on a disconnect or an error)."""
         try:
             await super().__call__(scope, receive, send)
         finally:
