@@ -24,6 +24,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from cli.prompt import DeferredInterrupt, PromptReader
 from index.library import Library
 from index.loaders import load_documents, load_documents_reporting
 from index.service import new_index, open_index
@@ -39,8 +40,6 @@ app.add_typer(index_app, name="index")
 console = Console()
 err = Console(stderr=True)
 
-# Problems a user causes and can fix. Anything else (a bare ValueError, a KeyError) is a bug and keeps its
-# traceback. DocumentLoadError is a ValueError subclass, so it is named here rather than ValueError.
 # Problems a user can fix: every layer's errors derive from `UserError`; pydantic's report of a bad value is the
 # other. Anything else (a bare ValueError included) is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (UserError, ValidationError)
@@ -306,8 +305,8 @@ class AnswerProgress:
 class AnswerWorker:
     """One answer's event stream, run on its own thread and handed over to the terminal's thread.
 
-    Ctrl-C then interrupts only the terminal's thread, which is waiting for events, so the prompt
-    comes back at once even while the model loads or reads its prompt (seconds without an event).
+    Ctrl-C is seen by the terminal's thread, which polls for events, so the prompt comes back at
+    once even while the model loads or reads its prompt (seconds without an event).
     The worker stops at its next event by closing the stream at a `yield`, which ends llama.cpp's
     generation cleanly and releases the model; a KeyboardInterrupt raised inside llama.cpp's Python
     wrapper could leave its state half-updated.
@@ -362,9 +361,18 @@ class AnswerWorker:
             self._events.put(None)
             AnswerWorker._live.discard(self)
 
-    def events(self) -> Iterator[Event]:
-        """The pipeline's events as they come; the pipeline's own exception is raised here."""
-        while (item := self._events.get()) is not None:
+    def events(self, interrupt: DeferredInterrupt) -> Iterator[Event]:
+        """The pipeline's events as they come; the pipeline's own exception is raised here, and
+        KeyboardInterrupt within a tenth of a second of a Ctrl-C."""
+        while True:
+            if interrupt.pressed:
+                raise KeyboardInterrupt
+            try:
+                item = self._events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -397,18 +405,20 @@ def answer_with_progress(
 ) -> Answer:
     """The checked answer, with progress shown while it is made.
 
-    Ctrl-C raises KeyboardInterrupt here at once; the answer's worker stops the generation at its
-    next event and releases the model for the next question."""
-    worker = AnswerWorker(pipeline, question, history, top_k, retriever, rescore)
-    try:
-        with AnswerProgress(show_draft) as progress:
-            for event in worker.events():
-                if isinstance(event, DoneEvent):
-                    return event.answer
-                progress.update(event)
-    except KeyboardInterrupt:
-        worker.cancel()
-        raise
+    Ctrl-C raises KeyboardInterrupt here within a tenth of a second, after the progress display has
+    been closed; the answer's worker stops the generation at its next event and releases the model for
+    the next question."""
+    with DeferredInterrupt() as interrupt:
+        worker = AnswerWorker(pipeline, question, history, top_k, retriever, rescore)
+        try:
+            with AnswerProgress(show_draft) as progress:
+                for event in worker.events(interrupt):
+                    if isinstance(event, DoneEvent):
+                        return event.answer
+                    progress.update(event)
+        except KeyboardInterrupt:
+            worker.cancel()
+            raise
     raise RuntimeError("the pipeline ended without an answer")
 
 
@@ -498,39 +508,40 @@ def chat(index_dir: IndexDirOption = None) -> None:
 def converse(pipeline: Pipeline, show_draft: bool) -> None:
     """Read questions and commands until /quit, Ctrl-D or Ctrl-C at the prompt."""
     history: list[Turn] = []
-    while True:
-        try:
-            line = console.input("[bold green]you ›[/] ").strip()
-        except (EOFError, KeyboardInterrupt):
-            console.print()
-            return
-        command = line.lower()
-        if not line:
-            continue
-        if command in QUIT_COMMANDS:
-            return
-        if command == "/help":
-            console.print(CHAT_HELP, highlight=False, markup=False)
-            continue
-        if command == "/new":
-            history.clear()
-            console.print("Started a new conversation; earlier questions are forgotten.", style="dim")
-            continue
-        if re.fullmatch(r"/[a-z]+", command):
-            console.print(f"unknown command {line}; /help lists the commands", style="yellow", markup=False)
-            continue
-        try:
-            user_turn = Turn(role="user", content=line)
-            answer = answer_with_progress(pipeline, line, history, show_draft=show_draft)
-        except KeyboardInterrupt:
-            console.print("Answer cancelled.", style="yellow")
-            continue
-        except USER_ERRORS as error:
-            # One bad question (say, too long for the model) should not end the conversation.
-            report_error(error_line(error))
-            continue
-        print_answer(answer)
-        history += [user_turn, Turn(role="assistant", content=answer.answer)]
+    with PromptReader(console) as prompt:
+        while True:
+            try:
+                line = prompt.read("[bold green]you ›[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return
+            command = line.lower()
+            if not line:
+                continue
+            if command in QUIT_COMMANDS:
+                return
+            if command == "/help":
+                console.print(CHAT_HELP, highlight=False, markup=False)
+                continue
+            if command == "/new":
+                history.clear()
+                console.print("Started a new conversation; earlier questions are forgotten.", style="dim")
+                continue
+            if re.fullmatch(r"/[a-z]+", command):
+                console.print(f"unknown command {line}; /help lists the commands", style="yellow", markup=False)
+                continue
+            try:
+                user_turn = Turn(role="user", content=line)
+                answer = answer_with_progress(pipeline, line, history, show_draft=show_draft)
+            except KeyboardInterrupt:
+                console.print("Answer cancelled.", style="yellow")
+                continue
+            except USER_ERRORS as error:
+                # One bad question (say, too long for the model) should not end the conversation.
+                report_error(error_line(error))
+                continue
+            print_answer(answer)
+            history += [user_turn, Turn(role="assistant", content=answer.answer)]
 
 
 @app.command()

@@ -291,17 +291,17 @@ class TestChat:
         assert result.stdout.count("you ›") == 3  # two empty lines ignored, then end of input
 
     def test_ctrl_c_at_the_prompt_quits(self, index_dir: Path) -> None:
-        terminal = Terminal("chat", index_dir=index_dir)
-        try:
-            terminal.expect("you ›", timeout=120)
-            # The prompt is printed just before the line is read; a Ctrl-C in that gap failed this test twice
-            # under load (noted in the closing note as a product race still to fix). Interrupt at the read.
-            time.sleep(1.0)
-            terminal.interrupt()
-            assert terminal.finish() == 0
-        finally:
-            terminal.close()
-        assert "Traceback" not in terminal.text
+        # At once, as the prompt appears: a SIGINT just before the line is read used to be lost and the chat hung
+        # (2 of 3 tries on a loaded machine). Three tries, since the window is narrow.
+        for _ in range(3):
+            terminal = Terminal("chat", index_dir=index_dir)
+            try:
+                terminal.expect("you ›", timeout=120)
+                terminal.interrupt()
+                assert terminal.finish() == 0
+            finally:
+                terminal.close()
+            assert "Traceback" not in terminal.text
 
     @pytest.mark.slow
     def test_ctrl_c_cancels_the_answer_and_the_next_question_is_answered(self, index_dir: Path) -> None:
