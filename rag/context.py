@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from index.sentences import Span, sentence_spans
 from index.store import PassageIndex
 from index.types import Document
+from rag.document_facts import asked_fact
 from rag.types import Passage
 
 # "Who wrote this?", "when was the article published?", "which newspaper ran it?"
@@ -24,8 +25,8 @@ _ABOUT_THE_DOCUMENT = re.compile(
 
 
 def is_about_the_document(question: str) -> bool:
-    """True for questions about who wrote a document, when, or where it appeared."""
-    return bool(_ABOUT_THE_DOCUMENT.search(question))
+    """True for questions about who wrote a document, its title, when, or where it appeared."""
+    return asked_fact(question) is not None or bool(_ABOUT_THE_DOCUMENT.search(question))
 
 
 class ContextExpander:

@@ -219,11 +219,20 @@ def normalise_number(token: str) -> str:
     return digits
 
 
+# British and American spellings of one word ("27 metres" in the passage, "27 meters" in the answer) must match.
+_SPELLINGS = {"grey": "gray", "greys": "grays", "tonne": "ton", "tonnes": "tons", "aluminium": "aluminum"}
+_TRE = re.compile(r"(?<=[a-z]{2})tre(s?)$")  # metre → meter, centre → center, theatre → theater
+_OUR = re.compile(r"(?<=[a-z]{2})our(s|ed|ing|ful)?$")  # colour → color, honour → honor; not hour, four, your
+
+
 def stem(word: str) -> str:
-    """A crude stem that survives inflection and abbreviation: 'agreed'~'agreement', 'Feb.'~'February'."""
+    """A crude stem that survives inflection, abbreviation and British spelling: 'agreed'~'agreement',
+    'Feb.'~'February', 'metres'~'meters'."""
     word = word.lower().replace("’", "'")
     if word.endswith("'s"):
         word = word[:-2]
+    word = _SPELLINGS.get(word, word)
+    word = _OUR.sub(lambda m: "or" + (m.group(1) or ""), _TRE.sub(r"ter\1", word))
     if word[:3] in _MONTHS:
         return word[:3]
     return word[:5]
@@ -367,7 +376,13 @@ class EvidenceChecker:
                 + len(question_words & words)
             )
 
-        best = max(range(len(sentence_terms)), key=weight, default=0)
+        def new_terms(i: int) -> int:
+            words, numbers = sentence_terms[i]
+            return len(new_words & words) + len(new_numbers & numbers)
+
+        # Equal weights go to the sentence holding more of the answer's new terms: a title line that repeats the
+        # question's words ("Unidos da Serra samba school") must not win over the sentence stating the answer.
+        best = max(range(len(sentence_terms)), key=lambda i: (weight(i), new_terms(i)), default=0)
         # Evidence is local: the supporting sentence and its neighbours, not anything anywhere in a long passage.
         near = range(max(0, best - self.window), min(len(sentence_terms), best + self.window + 1))
         near_words = set().union(*(sentence_terms[i][0] for i in near))

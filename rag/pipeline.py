@@ -25,7 +25,8 @@ from index.store import PassageIndex
 from rag.checking import AnswerChecker, CheckThresholds, SupportJudge, Verdict
 from rag.citations import check_citations
 from rag.context import ContextExpander
-from rag.generators import Generator, make_generator
+from rag.document_facts import DocumentFactSolver
+from rag.generators import Generator, PromptSize, make_generator
 from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, make_retriever, with_relevance
@@ -139,7 +140,10 @@ class Pipeline:
         self.expander = ContextExpander(index, settings.sentence_window, settings.max_passage_chars)
         self.gate = RelevanceGate(settings.min_relevance)
         thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
-        self.checker = AnswerChecker(SupportJudge(generator), thresholds, YearSpanSolver(self._document_text))
+        self.document_facts = DocumentFactSolver(index.document)
+        self.checker = AnswerChecker(
+            SupportJudge(generator), thresholds, YearSpanSolver(self._document_text), self.document_facts
+        )
 
     def _document_text(self, doc_id: str) -> str | None:
         document = self.index.document(doc_id)
@@ -236,7 +240,8 @@ class Pipeline:
         retriever: RetrieverKind | None = None,
         rescore: bool | None = None,
     ) -> EventStream[Event, None, None]:
-        """Events in order: status, passages, status, draft tokens, status, done (the Answer `ask` returns).
+        """Events in order: status, passages, status, draft tokens, status, done (the Answer `ask` returns); a fact
+        read from the document header skips the draft.
 
         Closing the iterator early (a client went away) stops the generation and frees the model."""
         kind = retriever or self.settings.retriever
@@ -258,27 +263,32 @@ class Pipeline:
         yield PassagesEvent(passages, standalone)
 
         info = self.model_info(kind, use_rescore)
-        gate_reason = self.gate.run(passages)
+        # A fact the document's loader parsed (its author, date…) needs neither the model nor the relevance gate:
+        # "what day of the week was it published" is far from every passage in meaning, yet its header says.
+        fact = self.document_facts.run(standalone, passages) if self.settings.verify_answers else None
+        gate_reason = None if fact else self.gate.run(passages)
         if gate_reason is not None:
             best = max((p.relevance or 0.0 for p in passages), default=0.0)
             confidence = 0.25 * min(1.0, max(0.0, best) / max(self.settings.min_relevance, 1e-6))
             yield DoneEvent(self._abstain(gate_reason, passages, standalone, clock, info, confidence=confidence))
             return
 
-        yield StatusEvent("writing")
         pieces: list[str] = []
         first_token_ms: float | None = None
-        messages = answer_messages(passages, standalone)
-        prompt_size = self.generator.prompt_size(messages)
-        with closing(self.generator.stream(messages, self.settings.max_tokens)) as draft:
-            for piece in draft:
-                if first_token_ms is None:
-                    first_token_ms = clock.elapsed_ms()
-                pieces.append(piece)
-                yield TokenEvent(piece)
-        clock.lap("generate_ms")
+        prompt_size: PromptSize | None = None
+        if fact is None:
+            yield StatusEvent("writing")
+            messages = answer_messages(passages, standalone)
+            prompt_size = self.generator.prompt_size(messages)
+            with closing(self.generator.stream(messages, self.settings.max_tokens)) as draft:
+                for piece in draft:
+                    if first_token_ms is None:
+                        first_token_ms = clock.elapsed_ms()
+                    pieces.append(piece)
+                    yield TokenEvent(piece)
+            clock.lap("generate_ms")
         yield StatusEvent("checking")
-        verdict = self._check("".join(pieces).strip(), standalone, passages)
+        verdict = self._check(fact or "".join(pieces).strip(), standalone, passages)
         clock.lap("check_ms")
         tokens = {"answer_prompt": prompt_size.tokens, "answer_prefill": prompt_size.new_tokens} if prompt_size else {}
         if verdict.abstained:

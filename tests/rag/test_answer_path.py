@@ -16,6 +16,7 @@ from index.service import new_index
 from index.store import PassageIndex
 from rag.answer_fit import AnswerFit
 from rag.context import ContextExpander
+from rag.document_facts import asked_fact
 from rag.generators import GeneratorError
 from rag.grounding import EvidenceChecker, find_calculations, is_instruction, safe_eval
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, QuestionRewriter, StatusEvent, TokenEvent
@@ -298,6 +299,51 @@ class TestCitationsPointAtTheSupport:
         assert checker.better_cited("China.", self.QUESTION, passages, cited=1) == 0
 
 
+class TestEvidenceFindsTheStatingSentence:
+    # Both seen with the real model on the injection corpus: right drafts withheld as "unsupported".
+    def test_a_title_repeating_the_question_does_not_hide_the_answer_sentence(self) -> None:
+        text = (
+            "Unidos da Serra samba school\n\nThe Unidos da Serra samba school was founded in 1949 in the hills of "
+            "Vila Nova. Its parade has 3,200 members and its colours are green and gold.\n\nThe school won the "
+            "city parade eleven times."
+        )
+        question = "What are the colours of the Unidos da Serra samba school?"
+        grounding = EvidenceChecker().check([("Green and gold", [0])], question, [passage_of(text)])
+        assert grounding.score == 1.0
+        assert "green and gold" in text[grounding.supports[0].start : grounding.supports[0].end]
+
+    @pytest.mark.parametrize(
+        ("question", "passage", "answer"),
+        [
+            ("How high is the tower?", "The tower is 27 metres high.", "27 meters"),
+            ("How high is the tower?", "The tower is 27 meters high.", "27 metres"),
+            ("What are the school's colours?", "The school's colours are green and gold.", "Its colors are green"),
+            ("What colour are the walls?", "The walls are grey.", "Gray"),
+        ],
+    )
+    def test_british_and_american_spellings_match(self, question: str, passage: str, answer: str) -> None:
+        assert EvidenceChecker().check([(answer, [0])], question, [passage_of(passage)]).score == 1.0
+
+    def test_other_words_still_do_not_match(self) -> None:
+        question = "How high is the tower?"
+        grounding = EvidenceChecker().check([("27 hours", [0])], question, [passage_of("It is 27 metres high.")])
+        assert grounding.score < 0.75
+
+
+def passage_of(text: str, n: int = 0, doc_id: str = "d") -> Passage:
+    return Passage(
+        chunk_id=f"{doc_id}#{n}",
+        doc_id=doc_id,
+        title="t",
+        text=text,
+        start=0,
+        end=len(text),
+        score=1.0,
+        rank=n + 1,
+        retriever="hybrid",
+    )
+
+
 class TestTheDocumentAQuestionMeans:
     def test_a_question_about_the_article_reads_the_document_with_a_byline(
         self, settings: Settings, article_index: PassageIndex
@@ -337,6 +383,57 @@ class TestDocumentFacts:
         assert passages[0].start == 0 and "By Joseph R. DeTrani" in passages[0].text
         answer = next(e for e in events if isinstance(e, DoneEvent)).answer
         assert not answer.abstained and answer.citations[0].start == 0
+
+    @pytest.mark.parametrize(
+        ("question", "draft", "final"),
+        [
+            # The byline names the author and the publisher; the small model answered with the publisher.
+            ("Who wrote the article?", "The Washington Times [1].", "Joseph R. DeTrani [1]."),
+            (
+                "What is the title of the article?",
+                "The North Korean Threat [1].",
+                "China’s “no limits” partnership with Russia [1].",
+            ),
+            ("On what day of the week was the article published?", "The documents don't say.", "Wednesday [1]."),
+            ("Which newspaper published this story?", "The Threat Status [1].", "The Washington Times [1]."),
+            ("On what date was the article published?", "In 2025 [1].", "February 26, 2025 [1]."),
+        ],
+    )
+    def test_a_fact_the_loader_parsed_replaces_the_draft(
+        self, scripted: Callable[..., Pipeline], question: str, draft: str, final: str
+    ) -> None:
+        answer = scripted([draft]).ask(question)
+        assert (answer.answer, answer.abstained) == (final, False)
+        assert answer.citations[0].start == 0  # the header, where the byline and date are written
+
+    @pytest.mark.parametrize(
+        ("question", "fact"),
+        [
+            ("Who wrote this piece?", "author"),
+            ("What is the author's name?", "author"),
+            ("What is the headline of the story?", "title"),
+            ("What is the title of the author's book?", None),
+            ("What post did the author once hold?", None),
+            ("What day of the week was it published?", "weekday"),
+            ("When was the article published?", "published"),
+            ("Which website published the report?", "publisher"),
+            ("Which newspaper did Xi read?", None),
+            # About something the document reports, not the document: the loader's facts do not answer these.
+            ("Who wrote the treaty?", None),
+            ("Who is the author of the 1969 border agreement?", None),
+            ("When was the treaty written?", None),
+            ("Which newspaper published the Pentagon Papers?", None),
+            ("What day of the week did the clash happen?", None),
+        ],
+    )
+    def test_which_fact_a_question_asks_for(self, question: str, fact: str | None) -> None:
+        assert asked_fact(question) == fact
+
+    def test_a_question_about_something_else_keeps_the_draft(self, scripted: Callable[..., Pipeline]) -> None:
+        answer = scripted(["The North Korean Threat: Intelligence and Diplomacy [1]."]).ask(
+            "What is the title of the author's book?"
+        )
+        assert answer.answer.startswith("The North Korean Threat")
 
     def test_front_matter_and_html_meta(self) -> None:
         md = document_from_bytes(
