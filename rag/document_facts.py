@@ -1,9 +1,10 @@
-"""Who wrote a document, its title, when and where it appeared: read from the facts its loader parsed.
+"""Who wrote a document, its title, when and where it appeared, who holds its copyright: read, not generated.
 
 The byline "By Joseph R. DeTrani, The Washington Times" names both an author and a publisher, and the small
 model answered "Who wrote the article?" with the publisher. The loader already parsed which is which
 (`Document.author`, `.publisher`, `.published`, `.title`); when the question asks for one of those and the
-document's header is among the passages, that fact, cited to the header, replaces the draft. The answer then
+document's header is among the passages, that fact, cited to the header, replaces the draft; so does the holder or
+year of a copyright notice ("Copyright © 2025 The Washington Times, LLC.") printed in a passage. The answer then
 goes through the ordinary checks like any other, so it is final only if the header states it.
 """
 
@@ -16,7 +17,7 @@ from typing import Literal
 from index.types import Document
 from rag.types import Passage
 
-Fact = Literal["author", "title", "published", "weekday", "publisher"]
+Fact = Literal["author", "title", "published", "weekday", "publisher", "copyright_holder", "copyright_year"]
 
 _DOCUMENT = r"(?:article|story|piece|column|op-?ed|document|report|post|essay)"
 # The question must name the document ("the article", "this story", "it"): "who wrote the treaty?" and "which
@@ -46,6 +47,17 @@ _FACT_QUESTIONS: list[tuple[Fact, re.Pattern[str]]] = [
         ),
     ),
     (
+        "copyright_holder",
+        re.compile(rf"\bwho\s+(?:holds|owns|has)\s+(?:the\s+)?copyright\s+(?:of|to|on|for)\s+{_IT}\b", re.I),
+    ),
+    (
+        "copyright_year",
+        re.compile(
+            rf"\b(?:what|which)\s+year\s+(?:was|is)\s+{_IT}\s+copyrighted\b|\bcopyright\s+year\s+of\s+{_IT}\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
         "publisher",
         re.compile(
             r"\b(?:which|what)\s+(?:newspaper|paper|publication|outlet|magazine|site|website)\s+"
@@ -54,6 +66,12 @@ _FACT_QUESTIONS: list[tuple[Fact, re.Pattern[str]]] = [
         ),
     ),
 ]
+# "Copyright © 2025 The Washington Times, LLC." — the notice a site prints under each article.
+_COPYRIGHT = re.compile(
+    r"(?:\bcopyright\b\s*(?:©|\(c\))?|©)\s*(?P<year>(?:19|20)\d{2})(?:\s*[-–]\s*(?:19|20)\d{2})?\s*,?\s+"
+    r"(?P<holder>[^\n]+?)(?=\.\s|\.?$|\n)",
+    re.IGNORECASE | re.MULTILINE,
+)
 _WEEKDAYS = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 
 
@@ -76,6 +94,13 @@ class DocumentFactSolver:
         no such fact, no passage holds a document's header, or the header does not state the fact."""
         fact = asked_fact(question)
         if fact is None:
+            return None
+        if fact in ("copyright_holder", "copyright_year"):
+            # The notice is in the footer, not the header: cite the passage that prints it.
+            for n, passage in enumerate(passages, start=1):
+                notice = _COPYRIGHT.search(passage.text)
+                if notice:
+                    return f"{notice.group('holder' if fact == 'copyright_holder' else 'year').strip()} [{n}]."
             return None
         for n, passage in enumerate(passages, start=1):
             document = self.document(passage.doc_id)

@@ -24,6 +24,11 @@ class TestRetrievalMetrics:
         assert m.ndcg_at_k([True, False, False], 3, relevant_total=2) == pytest.approx(1 / (1 + 1 / math.log2(3)))
         assert m.ndcg_at_k([False, False], 5, relevant_total=0) == 0.0
 
+    def test_ndcg_never_exceeds_one_when_more_passages_hold_the_evidence(self) -> None:
+        # One evidence string found in two overlapping passages: a perfect ranking, not 1.63.
+        assert m.ndcg_at_k([True, True, False], 5, relevant_total=1) == pytest.approx(1.0)
+        assert m.ndcg_at_k([False, True, True], 5, relevant_total=1) < 1.0
+
     def test_support_folds_whitespace_and_quotes(self) -> None:
         passage = "Mr. Xi reiterated China’s “no limits”\n partnership with Russia."
         assert m.supports(passage, 'China\'s "no limits" partnership')

@@ -397,6 +397,9 @@ class TestDocumentFacts:
             ("On what day of the week was the article published?", "The documents don't say.", "Wednesday [1]."),
             ("Which newspaper published this story?", "The Threat Status [1].", "The Washington Times [1]."),
             ("On what date was the article published?", "In 2025 [1].", "February 26, 2025 [1]."),
+            # From the copyright notice at the article's end, which the model did not read out.
+            ("Who holds the copyright of the article?", "The documents don't say.", "The Washington Times, LLC [1]."),
+            ("In what year was the article copyrighted?", "The documents don't say.", "2025 [1]."),
         ],
     )
     def test_a_fact_the_loader_parsed_replaces_the_draft(
@@ -404,7 +407,7 @@ class TestDocumentFacts:
     ) -> None:
         answer = scripted([draft]).ask(question)
         assert (answer.answer, answer.abstained) == (final, False)
-        assert answer.citations[0].start == 0  # the header, where the byline and date are written
+        assert answer.citations[0].text.startswith("# China") or "Copyright ©" in answer.citations[0].text
 
     @pytest.mark.parametrize(
         ("question", "fact"),
@@ -424,6 +427,8 @@ class TestDocumentFacts:
             ("When was the treaty written?", None),
             ("Which newspaper published the Pentagon Papers?", None),
             ("What day of the week did the clash happen?", None),
+            ("Who holds the copyright of the article?", "copyright_holder"),
+            ("Who holds the copyright to the song?", None),
         ],
     )
     def test_which_fact_a_question_asks_for(self, question: str, fact: str | None) -> None:
