@@ -1,7 +1,6 @@
 """The answer gate: a draft becomes the final answer only when computed checks say its cited text supports it.
 
-Order: years between two events computed from the passages (`rag.year_span`), or a document's author, title,
-date or publisher read from its parsed facts (`rag.document_facts`) → the model's own abstention →
+Order: years between two events computed from the passages (`rag.year_span`) → the model's own abstention →
 calculations recomputed (operands quoted from the passages, a wrong result corrected) → citations made
 honest, a one-sentence answer's moved to the passage that clearly supports it best → the answer's shape fits
 the question (`rag.answer_fit`) → evidence score (a year the question names must be the supporting
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 
 from rag.answer_fit import AnswerFit
 from rag.citations import check_citations
-from rag.document_facts import DocumentFactSolver
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
@@ -69,12 +67,10 @@ class AnswerChecker:
         judge: SupportJudge | None,
         thresholds: CheckThresholds | None = None,
         year_span: YearSpanSolver | None = None,
-        document_facts: DocumentFactSolver | None = None,
     ) -> None:
         self.judge = judge
         self.thresholds = thresholds or CheckThresholds()
         self.year_span = year_span or YearSpanSolver()
-        self.document_facts = document_facts
         self.evidence = EvidenceChecker()
         self.fit = AnswerFit()
 
@@ -85,8 +81,7 @@ class AnswerChecker:
         """The verdict on a draft reply."""
         # Years between two events are computed from the passages, not taken from the draft.
         span = self.year_span.run(question, passages)
-        fact = self.document_facts.run(question, passages) if self.document_facts and not span else None
-        reply = span.text if span else fact or reply
+        reply = span.text if span else reply
         if is_abstention(reply):
             return self._withheld("model", 0.1)
         calculations = find_calculations(reply)

@@ -141,9 +141,7 @@ class Pipeline:
         self.gate = RelevanceGate(settings.min_relevance)
         thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
         self.document_facts = DocumentFactSolver(index.document)
-        self.checker = AnswerChecker(
-            SupportJudge(generator), thresholds, YearSpanSolver(self._document_text), self.document_facts
-        )
+        self.checker = AnswerChecker(SupportJudge(generator), thresholds, YearSpanSolver(self._document_text))
 
     def _document_text(self, doc_id: str) -> str | None:
         document = self.index.document(doc_id)
@@ -265,6 +263,7 @@ class Pipeline:
         info = self.model_info(kind, use_rescore)
         # A fact the document's loader parsed (its author, date…) needs neither the model nor the relevance gate:
         # "what day of the week was it published" is far from every passage in meaning, yet its header says.
+        # It stands in for the draft and goes through the same checks.
         fact = self.document_facts.run(standalone, passages) if self.settings.verify_answers else None
         gate_reason = None if fact else self.gate.run(passages)
         if gate_reason is not None:
