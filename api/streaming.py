@@ -13,9 +13,12 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
-from sse_starlette.sse import ServerSentEvent
+from fastapi.responses import StreamingResponse
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
 
+from api.limits import Reservation
 from rag.pipeline import DoneEvent, Event, PassagesEvent, StatusEvent, TokenEvent
 from rag.types import Answer
 
@@ -38,6 +41,30 @@ async def iterate_closing(iterator: Iterator[T]) -> AsyncIterator[T]:
             # Shielded: on a disconnect this scope is cancelled, but the generator must still be closed.
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(close)
+
+
+class _ReleasesReservation:
+    """Gives a streaming response's generation place back however the response ends, even if its stream never
+    ran (a client that disconnects before the first byte). Mixed in before a Starlette response class."""
+
+    def __init__(self, content: AsyncIterator[Any], reservation: Reservation, **options: Any) -> None:
+        super().__init__(content, **options)  # type: ignore[call-arg]
+        self.reservation = reservation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the response, then release the reservation (also on a disconnect or an error)."""
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
+        finally:
+            self.reservation.cancel()
+
+
+class ReservedEventSource(_ReleasesReservation, EventSourceResponse):
+    """The `/api/ask/stream` response: Server-Sent Events holding a generation place until they end."""
+
+
+class ReservedStream(_ReleasesReservation, StreamingResponse):
+    """The streamed OpenAI response: `data:` lines holding a generation place until they end."""
 
 
 class ClientGone(Exception):

@@ -7,72 +7,18 @@ from dataclasses import dataclass
 
 from index.sentences import ABBREVIATIONS
 from rag.prompt import CITATION_MARKER as _MARKER
+from rag.stopwords import FUNCTION_WORDS as _IGNORED_WORDS
 from rag.types import Citation, Passage
 
 # "[1]", "[1, 2]", "[1][2]", "[Passage 2]"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 _WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "she",
-        "that",
-        "the",
-        "their",
-        "them",
-        "there",
-        "they",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "not",
-        "no",
-        "yes",
-    ]
-)
 SUPPORT_THRESHOLD = 0.5
 
 
 def content_words(text: str) -> set[str]:
     """The text's lower-cased words other than stopwords."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+    return {w for w in _WORD.findall(text.lower()) if w not in _IGNORED_WORDS}
 
 
 def support(sentence: str, passage: str) -> float:

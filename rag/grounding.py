@@ -17,104 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from index.sentences import Span, sentence_spans
+from rag.stopwords import STOPWORDS as _IGNORED_WORDS
 from rag.types import Passage
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?|\d[\d,]*(?:\.\d+)?")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "many",
-        "much",
-        "of",
-        "on",
-        "or",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "would",
-        "not",
-        "no",
-        "yes",
-        "also",
-        "about",
-        "after",
-        "before",
-        "over",
-        "under",
-        "more",
-        "most",
-        "less",
-        "same",
-        "other",
-        "such",
-        "only",
-        "just",
-        "very",
-        "any",
-        "each",
-        "both",
-        "all",
-        "some",
-        "our",
-        "we",
-        "you",
-        "your",
-        "us",
-        "per",
-    ]
-)
 _MONTHS = {
     m[:3]
     for m in [
@@ -246,7 +152,7 @@ def terms(text: str) -> tuple[set[str], set[str]]:
         lowered = token.lower()
         if token[0].isdigit() or lowered in _NUMBER_WORDS:
             numbers.add(normalise_number(token))
-        elif lowered not in _STOPWORDS and len(lowered) > 1:
+        elif lowered not in _IGNORED_WORDS and len(lowered) > 1:
             words.add(stem(lowered))
     return words, numbers
 

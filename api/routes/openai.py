@@ -10,10 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
-from api.limits import Reservation, Saturated
+from api.limits import Saturated
 from api.schemas import (
     BUSY_RESPONSES,
     CHAT_COMPLETION_STREAM,
@@ -22,7 +20,7 @@ from api.schemas import (
     ChatCompletionRequest,
 )
 from api.state import State, error_response
-from api.streaming import OpenAIChunks, iterate_closing
+from api.streaming import OpenAIChunks, ReservedStream, iterate_closing
 from rag.generators import GeneratorError
 from rag.pipeline import DoneEvent
 from rag.types import MAX_TURN_CHARS, Turn
@@ -34,21 +32,6 @@ MODELS_EXAMPLE: dict[str, Any] = {
     "object": "list",
     "data": [{"id": OPENAI_MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-chatbot"}],
 }
-
-
-class ReservedStream(StreamingResponse):
-    """A streaming response that gives its generation place back however it ends, even if its stream never ran."""
-
-    def __init__(self, content: AsyncIterator[str], reservation: Reservation, **options: Any) -> None:
-        super().__init__(content, **options)
-        self.reservation = reservation
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the stream, then release the reservation (also on a disconnect or an error)."""
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.reservation.cancel()
 
 
 @router.get(

@@ -8,34 +8,17 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
-from starlette.types import Receive, Scope, Send
+from sse_starlette.sse import ServerSentEvent
 
-from api.limits import Reservation, Saturated
+from api.limits import Saturated
 from api.schemas import ASK_STREAM, BUSY_RESPONSES, ERROR_RESPONSES, AskRequest, SearchRequest, SearchResponse
 from api.state import State
-from api.streaming import iterate_closing, sse_event
+from api.streaming import ReservedEventSource, iterate_closing, sse_event
 from rag.generators import GeneratorError
 from rag.pipeline import DoneEvent
 from rag.types import Answer
 
 router = APIRouter(tags=["questions"], responses=ERROR_RESPONSES)
-
-
-class ReservedEventSource(EventSourceResponse):
-    """An SSE response that gives its generation place back however it ends, even if its stream never ran
-    (a client that disconnects before the first byte)."""
-
-    def __init__(self, content: AsyncIterator[ServerSentEvent], reservation: Reservation, **options: Any) -> None:
-        super().__init__(content, **options)
-        self.reservation = reservation
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the events, then release the reservation (also on a disconnect or an error)."""
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.reservation.cancel()
 
 
 @router.post(
