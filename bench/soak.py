@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 import numpy as np
 import psutil
@@ -114,7 +115,7 @@ def slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
     return float(np.polyfit(minutes - minutes[0], megabytes, 1)[0])
 
 
-def retry_after_s(response: httpx.Response) -> float:
+def retry_after_s(response: aiohttp.ClientResponse) -> float:
     """The server's Retry-After in seconds (1 when absent or not a number), capped at MAX_BACKOFF_S."""
     try:
         return min(MAX_BACKOFF_S, max(0.0, float(response.headers.get("retry-after", "1"))))
@@ -126,10 +127,10 @@ async def soak(url: str, phase: Phase) -> SoakOutcome:
     """Keep `phase.clients` requests in flight for `phase.seconds`; those still running `GRACE_S` later are cut off."""
     outcome = SoakOutcome()
     in_flight = 0
-    limits = httpx.Limits(max_connections=phase.clients, max_keepalive_connections=phase.clients)
     started = time.perf_counter()
     deadline = started + phase.seconds
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=phase.clients)  # aiohttp, as bench.load explains
+    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as client:
 
         async def run_client(first: int) -> None:
             nonlocal in_flight
@@ -140,16 +141,17 @@ async def soak(url: str, phase: Phase) -> SoakOutcome:
                 sent = time.perf_counter()
                 in_flight += 1
                 try:
-                    response = await client.post(phase.path, json=body)
-                except httpx.HTTPError as error:
+                    async with client.post(phase.path, json=body) as response:
+                        await response.read()
+                except (aiohttp.ClientError, TimeoutError) as error:
                     outcome.transport_error(error)
                     continue
                 finally:
                     in_flight -= 1
-                outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
-                if response.status_code == 200:
+                outcome.statuses[response.status] = outcome.statuses.get(response.status, 0) + 1
+                if response.status == 200:
                     outcome.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                elif response.status_code == 503:
+                elif response.status == 503:
                     await asyncio.sleep(min(retry_after_s(response), max(0.0, deadline - time.perf_counter())))
 
         tasks = [asyncio.create_task(run_client(i)) for i in range(phase.clients)]
