@@ -106,6 +106,9 @@ _CALCULATION = re.compile(
     r"(?P<expr>\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?(?:\s*[-+*/×x÷−–]\s*\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?)+)"
     r"\s*=\s*(?P<result>-?\d[\d,]*(?:\.\d+)?)"
 )
+# A span of years written as a range, "(2003-2006)" or "1914–1918", and a duration "3 years" / "3-year".
+_YEAR_RANGE = re.compile(r"(?<![\d,.])(?P<start>1\d{3}|20\d{2})\s*[-–]\s*(?P<end>1\d{3}|20\d{2})(?![\d,]|\.\d)")
+_DURATION = re.compile(r"(?<![\d,.])(?P<n>\d+)(?:\s+|-)years?\b", re.IGNORECASE)
 _OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -204,7 +207,8 @@ class Calculation:
 
 
 def find_calculations(answer: str) -> list[Calculation]:
-    """Every `a op b = c` in the answer, with its recomputed result."""
+    """Every `a op b = c` in the answer, with its recomputed result; without one, a duration the answer gives
+    with the year range it spans ("3 years: 2003-2006") is the calculation `2006 - 2003`."""
     found = []
     for match in _CALCULATION.finditer(answer):
         try:
@@ -213,6 +217,12 @@ def find_calculations(answer: str) -> list[Calculation]:
             continue
         operands = [normalise_number(n) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", match.group("expr"))]
         found.append(Calculation(match.group("expr").strip(), match.group("result"), _format_number(value), operands))
+    if not found:
+        duration = _DURATION.search(answer)
+        ranges = [m for m in _YEAR_RANGE.finditer(answer) if int(m.group("end")) > int(m.group("start"))]
+        if duration is not None and len(ranges) == 1:
+            start, end = ranges[0].group("start"), ranges[0].group("end")
+            found.append(Calculation(f"{end} - {start}", duration.group("n"), str(int(end) - int(start)), [start, end]))
     return found
 
 
@@ -286,22 +296,40 @@ class EvidenceChecker:
             words, numbers = sentence_terms[i]
             return len(new_words & words) + len(new_numbers & numbers)
 
-        # Equal weights go to the sentence holding more of the answer's new terms: a title line that repeats the
-        # question's words ("Unidos da Serra samba school") must not win over the sentence stating the answer.
-        best = max(range(len(sentence_terms)), key=lambda i: (weight(i), new_terms(i)), default=0)
-        # Evidence is local: the supporting sentence and its neighbours, not anything anywhere in a long passage.
-        near = range(max(0, best - self.window), min(len(sentence_terms), best + self.window + 1))
-        near_words = set().union(*(sentence_terms[i][0] for i in near))
-        near_numbers = set().union(*(sentence_terms[i][1] for i in near))
-        coverage = len(new_words & near_words) / len(new_words) if new_words else 1.0
-        numbers_found = new_numbers <= near_numbers
-        on_topic = len(question_words & near_words) / len(question_words) if question_words else 1.0
+        def window(i: int) -> range:
+            # Evidence is local: the supporting sentence and its neighbours, not anything anywhere in a long passage.
+            return range(max(0, i - self.window), min(len(sentence_terms), i + self.window + 1))
+
+        def support(i: int) -> tuple[float, bool, float]:
+            near = window(i)
+            near_words = set().union(*(sentence_terms[j][0] for j in near))
+            near_numbers = set().union(*(sentence_terms[j][1] for j in near))
+            coverage = len(new_words & near_words) / len(new_words) if new_words else 1.0
+            on_topic = len(question_words & near_words) / len(question_words) if question_words else 1.0
+            return coverage, new_numbers <= near_numbers, on_topic
+
+        # The supporting sentence is the one whose neighbourhood best supports what the answer adds (its numbers,
+        # then its new words, then the question's words): an answer that repeats the question ("The Feb. 24 call
+        # … was their second telephone exchange") must be found where "second" is, not where the question's words
+        # cluster. Between neighbourhoods that support it equally, the one centred on more of the answer's new terms
+        # wins (a title line that repeats the question's words, "Unidos da Serra samba school", must not win over
+        # the sentence stating the answer), then the one weighing most.
+        supports = [support(i) for i in range(len(sentence_terms))]
+        best = max(
+            range(len(sentence_terms)),
+            key=lambda i: (supports[i][1], supports[i][0] + 0.5 * supports[i][2], new_terms(i), weight(i)),
+            default=0,
+        )
+        near = window(best)
+        coverage, numbers_found, on_topic = supports[best]
+        # The sentence shown as the evidence is the one in that neighbourhood stating most of what the answer adds.
+        stating = max(near, key=lambda i: (new_terms(i), weight(i)), default=best)
         if passage.retriever == "document":
             on_topic = 1.0  # the header passage is only given for questions about the document itself
-        span = spans[best] if spans else Span(0, len(passage.text))
+        span = spans[stating] if spans else Span(0, len(passage.text))
         sentence = passage.text[span.start : span.end]
         return SentenceEvidence(
-            years_found=self._states_years(question_years, sentence_terms, best, near),
+            years_found=self._states_years(question_years, sentence_terms, stating, near),
             passage=index,
             span=Span(passage.start + span.start, passage.start + span.end),
             coverage=coverage,
