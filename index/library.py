@@ -86,7 +86,7 @@ class Library:
         even an index built with another embedder)."""
         if self.milvus is not None:
             return self.milvus.rebuild(documents, show_progress)
-        empty = Snapshot.empty(self.index.embedder.dimension)
+        empty = Snapshot.empty(self.index.embedder.dimension, self.index.layout)
         embedded = self.index.embed_documents(empty.fresh(documents), show_progress)
         with self.index.write_lock, self.lock.hold():
             updated, report = self.index.apply_add(empty, documents, embedded)

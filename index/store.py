@@ -7,7 +7,7 @@ it in, so a write that fails (to embed or to save) leaves memory as it was.
 On disk (format 2) a directory holds numbered generations and one commit pointer:
 
     manifest.json          the committed manifest: names its generation N and N's files
-    passages-00000N.faiss  the vectors of generation N (an IndexIDMap2 over exact inner product)
+    passages-00000N.faiss  the vectors of generation N (exact inner product, or IVF when large: vector_layout.py)
     passages-00000N.jsonl  passage text and character offsets
     documents-00000N.jsonl the documents
     .lock                  flock-ed by the one writer at a time; holds that writer's pid
@@ -48,6 +48,7 @@ import numpy as np
 from index.embedders import Embedder, Vectors
 from index.errors import UserError
 from index.types import Chunk, Document, IndexSpec, split_new
+from index.vector_layout import VectorLayout, remove_ids
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class Snapshot:
     chunks: Mapping[int, Chunk]
     ids_by_doc: Mapping[str, tuple[int, ...]]
     faiss_id_by_chunk: Mapping[str, int]
-    vectors: Any  # faiss.IndexIDMap2: the stubs have no types
+    vectors: Any  # faiss.IndexIDMap2 or faiss.IndexIVFFlat (see VectorLayout): the stubs have no types
     next_id: int
     built_at: float
     # The on-disk generation this snapshot is, or was derived from (None: never saved).
@@ -186,11 +187,14 @@ class Snapshot:
     saved: bool = False
     # Change counter within one PassageIndex: derived structures (BM25) rebuild when it moves.
     version: int = 0
+    # Which FAISS index kind the vectors get as their count changes.
+    layout: VectorLayout = field(default_factory=VectorLayout)
 
     @classmethod
-    def empty(cls, dimension: int) -> Snapshot:
+    def empty(cls, dimension: int, layout: VectorLayout | None = None) -> Snapshot:
         """A snapshot with no documents, over an exact inner-product FAISS index of `dimension`."""
-        return cls({}, {}, {}, {}, faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), 0, time.time())
+        layout = layout or VectorLayout()
+        return cls({}, {}, {}, {}, layout.empty(dimension), 0, time.time(), layout=layout)
 
     def ordered_chunks(self) -> list[Chunk]:
         """All passages in document order."""
@@ -260,7 +264,8 @@ class Snapshot:
                 by_chunk[chunk.chunk_id] = int(new_id)
             passages += len(item.chunks)
         if removed:
-            vectors.remove_ids(faiss.IDSelectorBatch(np.array(removed, dtype=np.int64)))
+            remove_ids(vectors, np.array(removed, dtype=np.int64))
+        vectors = self.layout.fitted(vectors, np.fromiter(chunks, dtype=np.int64, count=len(chunks)))
         updated = replace(
             self,
             documents=documents_map,
@@ -289,7 +294,8 @@ class Snapshot:
                 del by_chunk[chunk.chunk_id]
         vectors = faiss.clone_index(self.vectors)
         if ids:
-            vectors.remove_ids(faiss.IDSelectorBatch(np.array(ids, dtype=np.int64)))
+            remove_ids(vectors, np.array(ids, dtype=np.int64))
+        vectors = self.layout.fitted(vectors, np.fromiter(chunks, dtype=np.int64, count=len(chunks)))
         return replace(
             self,
             documents=documents_map,
@@ -504,7 +510,8 @@ class PassageIndex:
         self.spec = spec
         self.embedder = embedder
         self.chunker = chunker
-        self._state = Snapshot.empty(embedder.dimension)
+        self.layout = VectorLayout(spec.exact_search_max, spec.ivf_nprobe)
+        self._state = Snapshot.empty(embedder.dimension, self.layout)
         self._swap_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         # One in-memory writer at a time (embedding happens before it is taken).
@@ -720,7 +727,7 @@ class PassageIndex:
                 "chunk_size": self.spec.chunk_size,
                 "chunk_overlap": self.spec.chunk_overlap,
             },
-            "faiss": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner product on unit vectors"},
+            "faiss": {**VectorLayout.describe(state.vectors), "metric": "inner product on unit vectors"},
             "next_id": state.next_id,
             "documents": [asdict(info) for info in state.infos()],
             "passages": len(state.chunks),
@@ -928,11 +935,12 @@ class PassageIndex:
             chunks=chunks,
             ids_by_doc={doc_id: tuple(ids) for doc_id, ids in ids_by_doc.items()},
             faiss_id_by_chunk=by_chunk,
-            vectors=vectors,
+            vectors=self.layout.tuned(vectors),
             next_id=int(manifest["next_id"]),
             built_at=built_at,
             base_generation=_generation_of(manifest),
             saved=True,
+            layout=self.layout,
         )
 
     @classmethod

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     chunk_unit: ChunkUnit = Field(ChunkUnit.TOKENS, description="tokens (embedder's) or chars.")
     embed_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(2, ge=1, description="CPU threads for embedding.")
+    exact_search_max: int = Field(
+        100_000,
+        ge=1,
+        description="Passages up to which the FAISS store searches exactly; above, an IVF index (approximate).",
+    )
+    ivf_nprobe: int = Field(32, ge=1, description="Clusters an IVF search visits (more: slower, higher recall).")
     store: StoreKind = Field(
         StoreKind.FAISS,
         description="faiss (index_dir on this machine) or milvus (milvus_uri, shared by every replica).",
@@ -163,6 +169,8 @@ class Settings(BaseSettings):
             chunk_unit=self.chunk_unit,
             embed_batch_size=self.embed_batch_size,
             embed_threads=self.embed_threads,
+            exact_search_max=self.exact_search_max,
+            ivf_nprobe=self.ivf_nprobe,
             store=self.store,
             milvus_uri=self.milvus_uri,
             milvus_collection=self.milvus_collection,

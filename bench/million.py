@@ -1,0 +1,239 @@
+"""Search at a million passages (issue 9, item 7): which FAISS index, measured.
+
+`python -m bench.million [--quick]` prints one table and writes bench/million-results.json.
+
+- **Real text:** sentences of the Python docstrings installed on this machine (the standard library and every
+  package in the environment), 40-400 characters, de-duplicated, embedded with the configured embedder;
+  100,000 of them are indexed and 1,000 others are the queries. The vectors are cached under var/bench-million/.
+- **1M:** the 100,000 real vectors plus 900,000 synthetic ones, clustered like the real ones (each a real vector
+  plus Gaussian noise of the real vectors' spread around their nearest cluster centre, normalised). Synthetic,
+  so the 1M rows measure speed, memory and recall on realistic geometry, not retrieval quality.
+- **Indexes:** exact (`IndexFlatIP`, the baseline and the ground truth), IVF-Flat at several `nprobe` (removal
+  supported with a direct map, which the store needs), and HNSW at 100k only for reference (no removal).
+- **Measured:** recall@10 against exact search, single-query latency on one thread as the store searches
+  (median and p95 over the queries), build time, and memory per passage (the serialised index / passages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import statistics
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from index.embedders import make_embedder
+from rag.settings import PROJECT_ROOT, Settings
+
+RESULTS = PROJECT_ROOT / "bench" / "million-results.json"
+WORK = PROJECT_ROOT / "var" / "bench-million"
+REAL = 100_000
+QUERIES = 1_000
+K = 10
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+faiss.omp_set_num_threads(1)  # as index.store searches; builds below raise it
+
+
+def docstring_sentences() -> Iterator[str]:
+    """Sentences of every docstring under the standard library and site-packages, in a stable order."""
+    roots = {Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])}
+    for root in sorted(roots):
+        for path in sorted(root.rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="ignore"))
+            except (SyntaxError, ValueError, RecursionError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    docstring = ast.get_docstring(node)
+                    if not docstring:
+                        continue
+                    for paragraph in re.split(r"\n\s*\n", docstring):
+                        for sentence in _SENTENCE_END.split(" ".join(paragraph.split())):
+                            if 40 <= len(sentence) <= 400 and sentence[0].isalpha():
+                                yield sentence
+
+
+def real_vectors(count: int) -> np.ndarray:
+    """`count` embedded unique docstring sentences (cached)."""
+    cache = WORK / f"real-{count}.npy"
+    if cache.exists():
+        return np.load(cache)
+    texts: list[str] = []
+    seen: set[str] = set()
+    for sentence in docstring_sentences():
+        if sentence not in seen:
+            seen.add(sentence)
+            texts.append(sentence)
+            if len(texts) == count:
+                break
+    if len(texts) < count:
+        sys.exit(f"error: only {len(texts)} docstring sentences found, {count} needed")
+    settings = Settings()
+    embedder = make_embedder(settings.embedder_backend, settings.embed_threads, 64)
+    vectors = embedder.embed(texts, show_progress=True).astype(np.float32)
+    WORK.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
+def synthetic_like(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """`count` unit vectors clustered as `real` is: a real vector plus noise of the spread of real vectors around
+    their k-means centre."""
+    rng = np.random.default_rng(seed)
+    faiss.omp_set_num_threads(2)
+    kmeans = faiss.Kmeans(real.shape[1], 1000, niter=10, seed=seed, spherical=True)
+    kmeans.train(real)
+    _, assigned = kmeans.index.search(real, 1)
+    centroids = np.asarray(kmeans.centroids)
+    spread = float(np.std(real - centroids[assigned[:, 0]]))
+    out = np.empty((count, real.shape[1]), dtype=np.float32)
+    for begin in range(0, count, 100_000):
+        end = min(count, begin + 100_000)
+        base = real[rng.integers(0, len(real), end - begin)]
+        noisy = base + rng.normal(0.0, spread, base.shape).astype(np.float32)
+        out[begin:end] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    faiss.omp_set_num_threads(1)
+    return out
+
+
+def latency_ms(index: Any, queries: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Median and p95 of one-query searches, and the ids found."""
+    times: list[float] = []
+    found = np.empty((len(queries), K), dtype=np.int64)
+    for row, query in enumerate(queries):
+        started = time.perf_counter()
+        _, ids = index.search(query.reshape(1, -1), K)
+        times.append((time.perf_counter() - started) * 1000)
+        found[row] = ids[0]
+    return statistics.median(times), float(np.percentile(times, 95)), found
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true top-K found, averaged over queries."""
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def bytes_per_passage(index: Any) -> float:
+    """The serialised index's size over its passages."""
+    return len(faiss.serialize_index(index)) / index.ntotal
+
+
+def build(make: Callable[[], Any], vectors: np.ndarray, train: bool) -> tuple[Any, float]:
+    """An index from `make`, trained (on up to 200k vectors) if needed and filled, with its build seconds."""
+    faiss.omp_set_num_threads(2)
+    started = time.perf_counter()
+    index = make()
+    if train:
+        sample = vectors[np.random.default_rng(1).choice(len(vectors), min(len(vectors), 200_000), replace=False)]
+        index.train(sample)
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64)) if train else index.add(vectors)
+    seconds = time.perf_counter() - started
+    faiss.omp_set_num_threads(1)
+    return index, seconds
+
+
+def main() -> None:
+    """Measure exact, IVF and HNSW search at 100k real and 1M passages; print and save the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20k real passages and 200k in all, 200 queries.")
+    args = parser.parse_args()
+    real_count, total, query_count = (20_000, 200_000, 200) if args.quick else (REAL, 1_000_000, QUERIES)
+    pool = real_vectors(real_count + query_count)
+    real, queries = pool[:real_count], pool[real_count:]
+    dimension = real.shape[1]
+    rows: list[dict[str, Any]] = []
+    for label, vectors in (
+        (f"{real_count // 1000}k real", real),
+        (f"{total // 1000}k (real + synthetic)", np.vstack([real, synthetic_like(real, total - real_count)])),
+    ):
+        n = len(vectors)
+        exact, seconds = build(lambda: faiss.IndexFlatIP(dimension), vectors, train=False)
+        p50, p95, truth = latency_ms(exact, queries)
+        rows.append(
+            dict(
+                corpus=label,
+                index="exact (Flat)",
+                build_s=seconds,
+                p50_ms=p50,
+                p95_ms=p95,
+                recall=1.0,
+                bytes=bytes_per_passage(exact),
+                removal=True,
+            )
+        )
+        nlist = int(4 * np.sqrt(n))
+
+        def make_ivf(nlist: int = nlist) -> Any:
+            return faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+
+        ivf, seconds = build(make_ivf, vectors, train=True)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        for nprobe in (8, 16, 32, 64):
+            ivf.nprobe = nprobe
+            p50, p95, found = latency_ms(ivf, queries)
+            rows.append(
+                dict(
+                    corpus=label,
+                    index=f"IVF{nlist},Flat nprobe={nprobe}",
+                    build_s=seconds,
+                    p50_ms=p50,
+                    p95_ms=p95,
+                    recall=recall_at_k(found, truth),
+                    bytes=bytes_per_passage(ivf),
+                    removal=True,
+                )
+            )
+        if n <= 200_000:
+            hnsw, seconds = build(
+                lambda: faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT), vectors, train=False
+            )
+            for ef in (64, 128):
+                hnsw.hnsw.efSearch = ef
+                p50, p95, found = latency_ms(hnsw, queries)
+                rows.append(
+                    dict(
+                        corpus=label,
+                        index=f"HNSW32 efSearch={ef}",
+                        build_s=seconds,
+                        p50_ms=p50,
+                        p95_ms=p95,
+                        recall=recall_at_k(found, truth),
+                        bytes=bytes_per_passage(hnsw),
+                        removal=False,
+                    )
+                )
+        del vectors
+    table = Table(title=f"FAISS search, {query_count} queries, one thread ({time.strftime('%Y-%m-%d')}, 2 cores)")
+    for column in ("passages", "index", "build s", "p50 ms", "p95 ms", "recall@10", "bytes/passage", "removal"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["corpus"],
+            row["index"],
+            f"{row['build_s']:.1f}",
+            f"{row['p50_ms']:.2f}",
+            f"{row['p95_ms']:.2f}",
+            f"{row['recall']:.3f}",
+            f"{row['bytes']:.0f}",
+            "yes" if row["removal"] else "no",
+        )
+    Console(width=200).print(table)
+    if not args.quick:
+        RESULTS.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
