@@ -60,6 +60,7 @@ bench: dev
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.million
 
 eval: install
 	$(BIN)/rag eval

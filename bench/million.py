@@ -8,8 +8,9 @@
 - **1M:** the 100,000 real vectors plus 900,000 synthetic ones, clustered like the real ones (each a real vector
   plus Gaussian noise of the real vectors' spread around their nearest cluster centre, normalised). Synthetic,
   so the 1M rows measure speed, memory and recall on realistic geometry, not retrieval quality.
-- **Indexes:** exact (`IndexFlatIP`, the baseline and the ground truth), IVF-Flat at several `nprobe` (removal
-  supported with a direct map, which the store needs), and HNSW at 100k only for reference (no removal).
+- **Indexes:** exact (`IndexIDMap2(IndexFlatIP)`, the baseline and the ground truth), IVF-Flat at several `nprobe`
+  built by `index.vector_layout.VectorLayout` exactly as the store builds it (removal supported with a direct
+  map), and HNSW at 100k only for reference (it cannot remove).
 - **Measured:** recall@10 against exact search, single-query latency on one thread as the store searches
   (median and p95 over the queries), build time, and memory per passage (the serialised index / passages).
 """
@@ -34,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from index.embedders import make_embedder
+from index.vector_layout import VectorLayout, lists_for
 from rag.settings import PROJECT_ROOT, Settings
 
 RESULTS = PROJECT_ROOT / "bench" / "million-results.json"
@@ -67,10 +69,12 @@ def docstring_sentences() -> Iterator[str]:
 
 
 def real_vectors(count: int) -> np.ndarray:
-    """`count` embedded unique docstring sentences (cached)."""
-    cache = WORK / f"real-{count}.npy"
-    if cache.exists():
-        return np.load(cache)
+    """The first `count` unique docstring sentences, embedded (cached; a longer run extends a shorter one's cache, as
+    the sentences come in a stable order)."""
+    cached = sorted(WORK.glob("real-*.npy"), key=lambda path: int(path.stem.split("-")[1]))
+    done = np.load(cached[-1]) if cached else np.zeros((0, 0), dtype=np.float32)
+    if len(done) >= count:
+        return done[:count]
     texts: list[str] = []
     seen: set[str] = set()
     for sentence in docstring_sentences():
@@ -83,9 +87,10 @@ def real_vectors(count: int) -> np.ndarray:
         sys.exit(f"error: only {len(texts)} docstring sentences found, {count} needed")
     settings = Settings()
     embedder = make_embedder(settings.embedder_backend, settings.embed_threads, 64)
-    vectors = embedder.embed(texts, show_progress=True).astype(np.float32)
+    more = embedder.embed(texts[len(done) :], show_progress=True).astype(np.float32)
+    vectors = np.vstack([done, more]) if len(done) else more
     WORK.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
+    np.save(WORK / f"real-{count}.npy", vectors)
     return vectors
 
 
@@ -131,15 +136,15 @@ def bytes_per_passage(index: Any) -> float:
     return len(faiss.serialize_index(index)) / index.ntotal
 
 
-def build(make: Callable[[], Any], vectors: np.ndarray, train: bool) -> tuple[Any, float]:
-    """An index from `make`, trained (on up to 200k vectors) if needed and filled, with its build seconds."""
+def build(make: Callable[[], Any], vectors: np.ndarray, with_ids: bool) -> tuple[Any, float]:
+    """An index from `make`, filled with ids 0..n-1, with its build seconds (HNSW cannot take ids)."""
     faiss.omp_set_num_threads(2)
     started = time.perf_counter()
     index = make()
-    if train:
-        sample = vectors[np.random.default_rng(1).choice(len(vectors), min(len(vectors), 200_000), replace=False)]
-        index.train(sample)
-    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64)) if train else index.add(vectors)
+    if with_ids:
+        index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    else:
+        index.add(vectors)
     seconds = time.perf_counter() - started
     faiss.omp_set_num_threads(1)
     return index, seconds
@@ -160,12 +165,13 @@ def main() -> None:
         (f"{total // 1000}k (real + synthetic)", np.vstack([real, synthetic_like(real, total - real_count)])),
     ):
         n = len(vectors)
-        exact, seconds = build(lambda: faiss.IndexFlatIP(dimension), vectors, train=False)
+        ids = np.arange(n, dtype=np.int64)
+        exact, seconds = build(lambda: VectorLayout.empty(dimension), vectors, with_ids=True)
         p50, p95, truth = latency_ms(exact, queries)
         rows.append(
             dict(
                 corpus=label,
-                index="exact (Flat)",
+                index="exact (IDMap2 Flat)",
                 build_s=seconds,
                 p50_ms=p50,
                 p95_ms=p95,
@@ -174,14 +180,12 @@ def main() -> None:
                 removal=True,
             )
         )
-        nlist = int(4 * np.sqrt(n))
-
-        def make_ivf(nlist: int = nlist) -> Any:
-            return faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-
-        ivf, seconds = build(make_ivf, vectors, train=True)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
-        for nprobe in (8, 16, 32, 64):
+        # The IVF index exactly as the store builds it when the count passes its threshold.
+        started = time.perf_counter()
+        ivf = VectorLayout(exact_max=0).fitted(exact, ids)
+        seconds = time.perf_counter() - started
+        nlist = lists_for(n)
+        for nprobe in (16, 32, 64, 128):
             ivf.nprobe = nprobe
             p50, p95, found = latency_ms(ivf, queries)
             rows.append(
@@ -198,7 +202,7 @@ def main() -> None:
             )
         if n <= 200_000:
             hnsw, seconds = build(
-                lambda: faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT), vectors, train=False
+                lambda: faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT), vectors, with_ids=False
             )
             for ef in (64, 128):
                 hnsw.hnsw.efSearch = ef
