@@ -75,8 +75,8 @@ class IndexSpec:
     embed_batch_size: int = 32
     embed_threads: int = 2
     # How the FAISS store indexes vectors (index/vector_layout.py): exact up to this many passages, IVF above.
-    exact_search_max: int = 100_000
-    ivf_nprobe: int = 32
+    exact_search_max: int = 50_000
+    ivf_nprobe: int = 128
     # Which store holds the index (not what it contains): index/service.py opens the one named here.
     store: StoreKind = StoreKind.FAISS
     milvus_uri: str = "var/milvus.db"
