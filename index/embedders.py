@@ -143,7 +143,8 @@ class QueryBatcher:
     A caller that finds no batch running embeds, in its own thread, every question queued so far (up to
     `max_batch`); callers that arrive meanwhile queue and wait, and the first of them to wake runs the next
     batch. A lone question is embedded at once, so one client waits no longer than before, while eight clients
-    cost one model call instead of eight (a batch of 8 short questions costs ~2x one)."""
+    cost one model call instead of eight (a batch of 8 short questions costs ~5x one, 0.64x eight singles:
+    38 ms against 7.5 on two threads, measured 2026-11-30)."""
 
     def __init__(self, embed_batch: Callable[[Sequence[str]], Vectors], max_batch: int) -> None:
         self._embed_batch = embed_batch
