@@ -26,6 +26,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,28 @@ def bytes_per_passage(index: Any) -> float:
     return len(faiss.serialize_index(index)) / index.ntotal
 
 
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: an index over one corpus, measured."""
+
+    corpus: str
+    index: str
+    build_s: float
+    p50_ms: float
+    p95_ms: float
+    recall: float
+    bytes: float
+    removal: bool
+
+
+def measure(
+    corpus: str, name: str, index: Any, build_s: float, queries: np.ndarray, truth: np.ndarray, removal: bool
+) -> Row:
+    """Latency and recall@10 (against `truth`, the exact top 10) of `index` over `queries`."""
+    p50, p95, found = latency_ms(index, queries)
+    return Row(corpus, name, build_s, p50, p95, recall_at_k(found, truth), bytes_per_passage(index), removal)
+
+
 def build(make: Callable[[], Any], vectors: np.ndarray, with_ids: bool) -> tuple[Any, float]:
     """An index from `make`, filled with ids 0..n-1, with its build seconds (HNSW cannot take ids)."""
     faiss.omp_set_num_threads(2)
@@ -159,84 +182,48 @@ def main() -> None:
     pool = real_vectors(real_count + query_count)
     real, queries = pool[:real_count], pool[real_count:]
     dimension = real.shape[1]
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     for label, vectors in (
         (f"{real_count // 1000}k real", real),
         (f"{total // 1000}k (real + synthetic)", np.vstack([real, synthetic_like(real, total - real_count)])),
     ):
         n = len(vectors)
-        ids = np.arange(n, dtype=np.int64)
         exact, seconds = build(lambda: VectorLayout.empty(dimension), vectors, with_ids=True)
-        p50, p95, truth = latency_ms(exact, queries)
-        rows.append(
-            dict(
-                corpus=label,
-                index="exact (IDMap2 Flat)",
-                build_s=seconds,
-                p50_ms=p50,
-                p95_ms=p95,
-                recall=1.0,
-                bytes=bytes_per_passage(exact),
-                removal=True,
-            )
-        )
+        *_, truth = latency_ms(exact, queries)
+        rows.append(measure(label, "exact (IDMap2 Flat)", exact, seconds, queries, truth, removal=True))
         # The IVF index exactly as the store builds it when the count passes its threshold.
         started = time.perf_counter()
-        ivf = VectorLayout(exact_max=0).fitted(exact, ids)
+        ivf = VectorLayout(exact_max=0).fitted(exact, np.arange(n, dtype=np.int64))
         seconds = time.perf_counter() - started
-        nlist = lists_for(n)
         for nprobe in (16, 32, 64, 128):
             ivf.nprobe = nprobe
-            p50, p95, found = latency_ms(ivf, queries)
-            rows.append(
-                dict(
-                    corpus=label,
-                    index=f"IVF{nlist},Flat nprobe={nprobe}",
-                    build_s=seconds,
-                    p50_ms=p50,
-                    p95_ms=p95,
-                    recall=recall_at_k(found, truth),
-                    bytes=bytes_per_passage(ivf),
-                    removal=True,
-                )
-            )
+            name = f"IVF{lists_for(n)},Flat nprobe={nprobe}"
+            rows.append(measure(label, name, ivf, seconds, queries, truth, removal=True))
         if n <= 200_000:
             hnsw, seconds = build(
                 lambda: faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT), vectors, with_ids=False
             )
             for ef in (64, 128):
                 hnsw.hnsw.efSearch = ef
-                p50, p95, found = latency_ms(hnsw, queries)
-                rows.append(
-                    dict(
-                        corpus=label,
-                        index=f"HNSW32 efSearch={ef}",
-                        build_s=seconds,
-                        p50_ms=p50,
-                        p95_ms=p95,
-                        recall=recall_at_k(found, truth),
-                        bytes=bytes_per_passage(hnsw),
-                        removal=False,
-                    )
-                )
+                rows.append(measure(label, f"HNSW32 efSearch={ef}", hnsw, seconds, queries, truth, removal=False))
         del vectors
     table = Table(title=f"FAISS search, {query_count} queries, one thread ({time.strftime('%Y-%m-%d')}, 2 cores)")
     for column in ("passages", "index", "build s", "p50 ms", "p95 ms", "recall@10", "bytes/passage", "removal"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["corpus"],
-            row["index"],
-            f"{row['build_s']:.1f}",
-            f"{row['p50_ms']:.2f}",
-            f"{row['p95_ms']:.2f}",
-            f"{row['recall']:.3f}",
-            f"{row['bytes']:.0f}",
-            "yes" if row["removal"] else "no",
+            row.corpus,
+            row.index,
+            f"{row.build_s:.1f}",
+            f"{row.p50_ms:.2f}",
+            f"{row.p95_ms:.2f}",
+            f"{row.recall:.3f}",
+            f"{row.bytes:.0f}",
+            "yes" if row.removal else "no",
         )
     Console(width=200).print(table)
     if not args.quick:
-        RESULTS.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        RESULTS.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
