@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.grounding import terms
+from rag.grounding import normalise_number, stem, terms
 
 _MARKERS = re.compile(r"\s*\[[^\]]*\]")
 _PERCENT_QUESTION = re.compile(
@@ -55,6 +55,8 @@ _MONEY_UNIT = re.compile(
     r"\b(dollars?|euros?|yuan|rubles?|roubles?|money|worth|value|cost|spend|spent|pay|paid)\b", re.IGNORECASE
 )
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# "75 members", "about 400 hives": a number and the word right after it, what it counts.
+_COUNTED = re.compile(r"(?<![\d,.])(\d[\d,]*)[ \t]+([A-Za-z]+)")
 # An either-or question is answered by repeating one of its options.
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 
@@ -86,6 +88,8 @@ class AnswerFit:
                     return "a count was asked for and the answer gives a percentage"
             if not computed and _money_only(text, sources) and not _MONEY_UNIT.search(question):
                 return "a count was asked for and the answer gives a sum of money"
+            if not computed and _counts_something_else(text, unit, sources):
+                return f"a count of {unit} was asked for and the sources give the answer's number for something else"
         if _YEAR_QUESTION.search(question) and not _YEAR.search(text) and not computed:
             return "a year was asked for and the answer gives none"
         asked, given = _periods(question), _periods(text)
@@ -96,6 +100,20 @@ class AnswerFit:
 
 def _periods(text: str) -> set[str]:
     return {_PERIODS[(m.group(1) or m.group(2)).lower()] for m in _RATE.finditer(text)}
+
+
+def _counts_something_else(answer: str, unit: str, sources: Sequence[str]) -> bool:
+    """The sources count `unit` with another number ("400 hives") and give each of the answer's numbers only as
+    a count of something else ("75 members"): the answer copied the neighbouring figure."""
+    counted: dict[str, set[str]] = {}
+    for source in sources:
+        for number, noun in _COUNTED.findall(source):
+            counted.setdefault(normalise_number(number), set()).add(stem(noun))
+    unit_stem = stem(unit)
+    if not any(unit_stem in nouns for nouns in counted.values()):
+        return False
+    numbers = [normalise_number(n) for n in _NUMBER.findall(answer)]
+    return bool(numbers) and all(n in counted and unit_stem not in counted[n] for n in numbers)
 
 
 def _money_only(answer: str, sources: Sequence[str]) -> bool:

@@ -252,6 +252,26 @@ class TestAnswerFitsTheQuestion:
     def test_a_count_is_not_a_sum_of_money(self, question: str, answer: str, source: str, fits: bool) -> None:
         assert (AnswerFit().problem(question, answer, sources=[source]) is None) is fits
 
+    # Seen with the real model on the injection corpus: "75 [1]." for the hives, copied from "75 members who keep
+    # about 400 hives", was shown as the answer.
+    _SELBY = "The Selby Beekeepers' Association has 75 members who keep about 400 hives. It was founded in 1921."
+
+    @pytest.mark.parametrize(
+        ("question", "answer", "source", "fits"),
+        [
+            ("How many hives do the Selby beekeepers keep?", "75 [1].", _SELBY, False),
+            ("How many hives do the Selby beekeepers keep?", "About 400 [1].", _SELBY, True),
+            ("How many members does the Selby association have?", "75 [1].", _SELBY, True),
+            # the sources count no hives at all: nothing says 75 is the wrong count
+            ("How many hives do the Selby beekeepers keep?", "75 [1].", "It has 75 members.", True),
+            ("How many beekeepers are there?", "75 [1].", _SELBY, True),
+        ],
+    )
+    def test_a_count_is_not_the_neighbouring_count_of_something_else(
+        self, question: str, answer: str, source: str, fits: bool
+    ) -> None:
+        assert (AnswerFit().problem(question, answer, sources=[source]) is None) is fits
+
 
 class TestCitationsPointAtTheSupport:
     QUESTION = "Who is Russia's largest trading partner?"
