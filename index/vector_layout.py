@@ -20,6 +20,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.types import IndexSpec
+
 # k-means wants at least this many training points per cluster (FAISS warns below 39).
 POINTS_PER_LIST = 39
 # Training samples at most this many points per cluster: k-means over a million points would take a quarter of an
@@ -60,8 +62,8 @@ class VectorLayout:
     crosses the threshold (back to exact below half of it, so an index near the line does not flip on every
     write) and retrained when it has grown enough to want twice the clusters."""
 
-    exact_max: int = 50_000
-    nprobe: int = 128
+    exact_max: int = IndexSpec.exact_search_max
+    nprobe: int = IndexSpec.ivf_nprobe
 
     @staticmethod
     def empty(dimension: int) -> Any:

@@ -50,11 +50,13 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
     embed_threads: int = Field(2, ge=1, description="CPU threads for embedding.")
     exact_search_max: int = Field(
-        50_000,
+        IndexSpec.exact_search_max,
         ge=1,
         description="Passages up to which the FAISS store searches exactly; above, an IVF index (approximate).",
     )
-    ivf_nprobe: int = Field(128, ge=1, description="Clusters an IVF search visits (more: slower, higher recall).")
+    ivf_nprobe: int = Field(
+        IndexSpec.ivf_nprobe, ge=1, description="Clusters an IVF search visits (more: slower, higher recall)."
+    )
     store: StoreKind = Field(
         StoreKind.FAISS,
         description="faiss (index_dir on this machine) or milvus (milvus_uri, shared by every replica).",
