@@ -118,12 +118,21 @@ class TokenChunker:
 
     @staticmethod
     def _locate(text: str, piece: str, previous_start: int, previous_end: int) -> int:
-        """Where `piece` starts: after the previous passage's start, and, since every passage covers new
-        text, ending after the previous one ends (repeated text has earlier copies that do not)."""
-        first = start = text.find(piece, previous_start + 1)
-        while start >= 0 and start + len(piece) <= previous_end:
+        """Where `piece` starts. Pieces come in order, each covering new text and leaving no gap but whitespace, so
+        it starts after the previous piece's start, no later than the first non-space after the previous end, and
+        ends after that end; of the copies of a repeated piece ("日本. 日本. 日本") that fit, the one that overlaps least
+        (as the splitter joins them). Otherwise the first copy after the previous start."""
+        first = text.find(piece, previous_start + 1)
+        gap_end = previous_end
+        while gap_end < len(text) and text[gap_end].isspace():
+            gap_end += 1
+        best = -1
+        start = first
+        while 0 <= start <= gap_end:
+            if start + len(piece) > previous_end:
+                best = start
             start = text.find(piece, start + 1)
-        return start if start >= 0 else first
+        return best if best >= 0 else first
 
     def _split_recursive(self, document: Document) -> list[Chunk]:
         """LangChain's plain recursive character splitting: the common baseline's passages."""
