@@ -8,9 +8,10 @@
 - **1M:** the 100,000 real vectors plus 900,000 synthetic ones, clustered like the real ones (each a real vector
   plus Gaussian noise of the real vectors' spread around their nearest cluster centre, normalised). Synthetic,
   so the 1M rows measure speed, memory and recall on realistic geometry, not retrieval quality.
-- **Indexes:** exact (`IndexIDMap2(IndexFlatIP)`, the baseline and the ground truth), IVF-Flat at several `nprobe`
-  built by `index.vector_layout.VectorLayout` exactly as the store builds it (removal supported with a direct
-  map), and HNSW at 100k only for reference (it cannot remove).
+- **Indexes:** exact (`IndexIDMap2(IndexFlatIP)`, the baseline and the ground truth), then IVF-Flat at several
+  `nprobe` and HNSW at several `efSearch`, each built by `index.vector_layout.VectorLayout` exactly as the store
+  builds it, and HNSW once more with just under `TOMBSTONE_SHARE` of its passages removed (tombstones skipped by
+  the search; recall against the exact top 10 of the passages left).
 - **Measured:** recall@10 against exact search, single-query latency on one thread as the store searches
   (median and p95 over the queries), build time, and memory per passage (the serialised index / passages).
 """
@@ -25,10 +26,9 @@ import statistics
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
@@ -36,7 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from index.embedders import make_embedder
-from index.vector_layout import VectorLayout, lists_for
+from index.types import ApproximateIndex, IndexSpec
+from index.vector_layout import HNSW_NEIGHBORS, TOMBSTONE_SHARE, VectorIndex, VectorLayout, lists_for
 from rag.settings import PROJECT_ROOT, Settings
 
 RESULTS = PROJECT_ROOT / "bench" / "million-results.json"
@@ -115,7 +116,7 @@ def synthetic_like(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def latency_ms(index: Any, queries: np.ndarray) -> tuple[float, float, np.ndarray]:
+def latency_ms(index: VectorIndex, queries: np.ndarray) -> tuple[float, float, np.ndarray]:
     """Median and p95 of one-query searches, and the ids found."""
     times: list[float] = []
     found = np.empty((len(queries), K), dtype=np.int64)
@@ -132,9 +133,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
 
 
-def bytes_per_passage(index: Any) -> float:
+def bytes_per_passage(index: VectorIndex) -> float:
     """The serialised index's size over its passages."""
-    return len(faiss.serialize_index(index)) / index.ntotal
+    return len(faiss.serialize_index(index.index)) / index.count
 
 
 @dataclass(frozen=True)
@@ -151,26 +152,25 @@ class Row:
     removal: bool
 
 
-def measure(
-    corpus: str, name: str, index: Any, build_s: float, queries: np.ndarray, truth: np.ndarray, removal: bool
-) -> Row:
+def measure(corpus: str, name: str, index: VectorIndex, build_s: float, queries: np.ndarray, truth: np.ndarray) -> Row:
     """Latency and recall@10 (against `truth`, the exact top 10) of `index` over `queries`."""
     p50, p95, found = latency_ms(index, queries)
-    return Row(corpus, name, build_s, p50, p95, recall_at_k(found, truth), bytes_per_passage(index), removal)
+    return Row(corpus, name, build_s, p50, p95, recall_at_k(found, truth), bytes_per_passage(index), True)
 
 
-def build(make: Callable[[], Any], vectors: np.ndarray, with_ids: bool) -> tuple[Any, float]:
-    """An index from `make`, filled with ids 0..n-1, with its build seconds (HNSW cannot take ids)."""
-    faiss.omp_set_num_threads(2)
+def built(layout: VectorLayout, exact: VectorIndex, ids: np.ndarray) -> tuple[VectorIndex, float]:
+    """The approximate index `layout` builds from `exact` when the count passes its threshold, and the seconds."""
     started = time.perf_counter()
-    index = make()
-    if with_ids:
-        index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
-    else:
-        index.add(vectors)
-    seconds = time.perf_counter() - started
+    index = layout.fitted(exact, ids)
+    return index, time.perf_counter() - started
+
+
+def live_truth(exact: VectorIndex, queries: np.ndarray, removed: set[int]) -> np.ndarray:
+    """The exact top K among the vectors not removed (from a deeper exact search, all cores)."""
+    faiss.omp_set_num_threads(2)
+    _, deep = exact.search(queries, 5 * K)
     faiss.omp_set_num_threads(1)
-    return index, seconds
+    return np.array([[i for i in row if i not in removed][:K] for row in deep], dtype=np.int64)
 
 
 def main() -> None:
@@ -188,25 +188,30 @@ def main() -> None:
         (f"{total // 1000}k (real + synthetic)", np.vstack([real, synthetic_like(real, total - real_count)])),
     ):
         n = len(vectors)
-        exact, seconds = build(lambda: VectorLayout.empty(dimension), vectors, with_ids=True)
-        *_, truth = latency_ms(exact, queries)
-        rows.append(measure(label, "exact (IDMap2 Flat)", exact, seconds, queries, truth, removal=True))
-        # The IVF index exactly as the store builds it when the count passes its threshold.
+        ids = np.arange(n, dtype=np.int64)
         started = time.perf_counter()
-        ivf = VectorLayout(exact_max=0).fitted(exact, np.arange(n, dtype=np.int64))
+        exact = VectorLayout.empty(dimension)
+        exact.add(vectors, ids)
         seconds = time.perf_counter() - started
+        *_, truth = latency_ms(exact, queries)
+        rows.append(measure(label, "exact (IDMap2 Flat)", exact, seconds, queries, truth))
+        # The approximate indexes exactly as the store builds them when the count passes its threshold.
+        ivf, seconds = built(VectorLayout(exact_max=0, approximate=ApproximateIndex.IVF), exact, ids)
         for nprobe in (16, 32, 64, 128):
-            ivf.nprobe = nprobe
-            name = f"IVF{lists_for(n)},Flat nprobe={nprobe}"
-            rows.append(measure(label, name, ivf, seconds, queries, truth, removal=True))
-        if n <= 200_000:
-            hnsw, seconds = build(
-                lambda: faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT), vectors, with_ids=False
-            )
-            for ef in (64, 128):
-                hnsw.hnsw.efSearch = ef
-                rows.append(measure(label, f"HNSW32 efSearch={ef}", hnsw, seconds, queries, truth, removal=False))
-        del vectors
+            ivf.index.nprobe = nprobe
+            rows.append(measure(label, f"IVF{lists_for(n)},Flat nprobe={nprobe}", ivf, seconds, queries, truth))
+        del ivf
+        hnsw, seconds = built(VectorLayout(exact_max=0, approximate=ApproximateIndex.HNSW), exact, ids)
+        for ef in (32, 64, 128, 256):
+            hnsw = VectorLayout(exact_max=0, hnsw_ef_search=ef).tuned(hnsw)
+            rows.append(measure(label, f"HNSW{HNSW_NEIGHBORS} efSearch={ef}", hnsw, seconds, queries, truth))
+        # Removed passages stay in the graph as tombstones until they pass TOMBSTONE_SHARE: measure just below it.
+        gone = np.random.default_rng(1).choice(n, int(n * TOMBSTONE_SHARE * 0.99), replace=False)
+        hnsw.remove(gone.tolist())
+        hnsw = VectorLayout(exact_max=0).tuned(hnsw)
+        name = f"HNSW{HNSW_NEIGHBORS} efSearch={IndexSpec.hnsw_ef_search}, {len(gone) / n:.0%} removed"
+        rows.append(measure(label, name, hnsw, seconds, queries, live_truth(exact, queries, hnsw.removed)))
+        del vectors, exact, hnsw
     table = Table(title=f"FAISS search, {query_count} queries, one thread ({time.strftime('%Y-%m-%d')}, 2 cores)")
     for column in ("passages", "index", "build s", "p50 ms", "p95 ms", "recall@10", "bytes/passage", "removal"):
         table.add_column(column)

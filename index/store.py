@@ -7,7 +7,7 @@ it in, so a write that fails (to embed or to save) leaves memory as it was.
 On disk (format 2) a directory holds numbered generations and one commit pointer:
 
     manifest.json          the committed manifest: names its generation N and N's files
-    passages-00000N.faiss  the vectors of generation N (exact inner product, or IVF when large: vector_layout.py)
+    passages-00000N.faiss  the vectors of generation N (exact inner product, or HNSW/IVF when large: vector_layout.py)
     passages-00000N.jsonl  passage text and character offsets
     documents-00000N.jsonl the documents
     .lock                  flock-ed by the one writer at a time; holds that writer's pid
@@ -48,7 +48,7 @@ import numpy as np
 from index.embedders import Embedder, Vectors
 from index.errors import UserError
 from index.types import Chunk, Document, IndexSpec, split_new
-from index.vector_layout import VectorLayout, remove_ids
+from index.vector_layout import VectorIndex, VectorLayout
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Snapshot:
     chunks: Mapping[int, Chunk]
     ids_by_doc: Mapping[str, tuple[int, ...]]
     faiss_id_by_chunk: Mapping[str, int]
-    vectors: Any  # faiss.IndexIDMap2 or faiss.IndexIVFFlat (see VectorLayout): the stubs have no types
+    vectors: VectorIndex
     next_id: int
     built_at: float
     # The on-disk generation this snapshot is, or was derived from (None: never saved).
@@ -234,7 +234,7 @@ class Snapshot:
         by_source: dict[str, set[str]] = {}
         for d in documents_map.values():
             by_source.setdefault(d.source, set()).add(d.doc_id)
-        vectors = faiss.clone_index(self.vectors)
+        vectors = self.vectors.copy()
         removed: list[int] = []
         next_id = self.next_id
         passages = 0
@@ -255,7 +255,7 @@ class Snapshot:
             ids = np.arange(next_id, next_id + len(item.chunks), dtype=np.int64)
             next_id += len(item.chunks)
             if len(ids):
-                vectors.add_with_ids(np.ascontiguousarray(item.vectors, dtype=np.float32), ids)
+                vectors.add(item.vectors, ids)
             documents_map[document.doc_id] = document
             by_source.setdefault(document.source, set()).add(document.doc_id)
             ids_by_doc[document.doc_id] = tuple(int(i) for i in ids)
@@ -263,8 +263,7 @@ class Snapshot:
                 chunks[int(new_id)] = chunk
                 by_chunk[chunk.chunk_id] = int(new_id)
             passages += len(item.chunks)
-        if removed:
-            remove_ids(vectors, np.array(removed, dtype=np.int64))
+        vectors.remove(removed)
         vectors = self.layout.fitted(vectors, np.fromiter(chunks, dtype=np.int64, count=len(chunks)))
         updated = replace(
             self,
@@ -292,9 +291,8 @@ class Snapshot:
             chunk = chunks.pop(faiss_id)
             if by_chunk.get(chunk.chunk_id) == faiss_id:
                 del by_chunk[chunk.chunk_id]
-        vectors = faiss.clone_index(self.vectors)
-        if ids:
-            remove_ids(vectors, np.array(ids, dtype=np.int64))
+        vectors = self.vectors.copy()
+        vectors.remove(ids)
         vectors = self.layout.fitted(vectors, np.fromiter(chunks, dtype=np.int64, count=len(chunks)))
         return replace(
             self,
@@ -510,7 +508,7 @@ class PassageIndex:
         self.spec = spec
         self.embedder = embedder
         self.chunker = chunker
-        self.layout = VectorLayout(spec.exact_search_max, spec.ivf_nprobe)
+        self.layout = VectorLayout.of(spec)
         self._state = Snapshot.empty(embedder.dimension, self.layout)
         self._swap_lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -776,7 +774,7 @@ class PassageIndex:
             faiss_path = directory / files["faiss"]
             written.append(faiss_path)
             try:
-                faiss.write_index(state.vectors, str(faiss_path))
+                state.vectors.write(str(faiss_path))
             except RuntimeError as error:  # faiss reports a failed fwrite (disk full) this way
                 raise OSError(errno.EIO, f"writing {faiss_path.name} failed: {error}") from error
             _fsync_file(faiss_path)
@@ -897,7 +895,7 @@ class PassageIndex:
         files = dict(manifest.get("files") or FORMAT_1_FILES)
         faiss_path = source / files["faiss"]
         try:
-            vectors = faiss.read_index(str(faiss_path))
+            stored = faiss.read_index(str(faiss_path))
         except RuntimeError as error:  # faiss says "could not open" for a missing file too
             if not faiss_path.exists():
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(faiss_path)) from error
@@ -921,9 +919,10 @@ class PassageIndex:
                 chunks[faiss_id] = chunk
                 by_chunk[chunk.chunk_id] = faiss_id
                 ids_by_doc[chunk.doc_id].append(faiss_id)
-        if vectors.ntotal != len(chunks):
+        vectors = VectorIndex.opened(stored, chunks)
+        if vectors.count != len(chunks):
             raise IndexMismatchError(
-                f"index at {directory} is inconsistent ({vectors.ntotal} vectors, "
+                f"index at {directory} is inconsistent ({vectors.count} vectors, "
                 f"{len(chunks)} passages): rebuild it with `rag index build`"
             )
         try:

@@ -23,6 +23,13 @@ class ChunkUnit(StrEnum):
     CHARS = "chars"
 
 
+class ApproximateIndex(StrEnum):
+    """The FAISS index used above the exact-search threshold (index/vector_layout.py)."""
+
+    HNSW = "hnsw"
+    IVF = "ivf"
+
+
 class StoreKind(StrEnum):
     """Where passages live: a FAISS directory (one machine) or Milvus (shared by many processes)."""
 
@@ -74,8 +81,11 @@ class IndexSpec:
     chunk_unit: ChunkUnit = ChunkUnit.TOKENS
     embed_batch_size: int = 32
     embed_threads: int = 2
-    # How the FAISS store indexes vectors (index/vector_layout.py): exact up to this many passages, IVF above.
+    # How the FAISS store indexes vectors (index/vector_layout.py): exact up to this many passages, an approximate
+    # index above (HNSW searching `hnsw_ef_search` candidates, or IVF probing `ivf_nprobe` clusters).
     exact_search_max: int = 50_000
+    approximate_index: ApproximateIndex = ApproximateIndex.HNSW
+    hnsw_ef_search: int = 128
     ivf_nprobe: int = 128
     # Which store holds the index (not what it contains): index/service.py opens the one named here.
     store: StoreKind = StoreKind.FAISS

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.types import ChunkUnit, EmbedderBackend, IndexSpec, StoreKind
+from index.types import ApproximateIndex, ChunkUnit, EmbedderBackend, IndexSpec, StoreKind
 from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,17 @@ class Settings(BaseSettings):
     exact_search_max: int = Field(
         IndexSpec.exact_search_max,
         ge=1,
-        description="Passages up to which the FAISS store searches exactly; above, an IVF index (approximate).",
+        description="Passages up to which the FAISS store searches exactly; above, approximate_index.",
+    )
+    approximate_index: ApproximateIndex = Field(
+        IndexSpec.approximate_index,
+        description="FAISS index above exact_search_max: hnsw (faster at the same recall) or ivf (less memory; "
+        "removal frees space at once).",
+    )
+    hnsw_ef_search: int = Field(
+        IndexSpec.hnsw_ef_search,
+        ge=1,
+        description="Candidates an HNSW search keeps (more: slower, higher recall).",
     )
     ivf_nprobe: int = Field(
         IndexSpec.ivf_nprobe, ge=1, description="Clusters an IVF search visits (more: slower, higher recall)."
@@ -172,6 +182,8 @@ class Settings(BaseSettings):
             embed_batch_size=self.embed_batch_size,
             embed_threads=self.embed_threads,
             exact_search_max=self.exact_search_max,
+            approximate_index=self.approximate_index,
+            hnsw_ef_search=self.hnsw_ef_search,
             ivf_nprobe=self.ivf_nprobe,
             store=self.store,
             milvus_uri=self.milvus_uri,

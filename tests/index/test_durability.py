@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import faiss
 import pytest
 
 from index import store
@@ -127,7 +126,7 @@ class TestCrashLoop:
 def write_format_1(snapshot: Snapshot, index: PassageIndex, directory: Path, built_at: str) -> None:
     """An index as the previous version wrote it: unnumbered files, no generation in the manifest."""
     directory.mkdir(parents=True)
-    faiss.write_index(snapshot.vectors, str(directory / "passages.faiss"))
+    snapshot.vectors.write(str(directory / "passages.faiss"))
     with (directory / "passages.jsonl").open("w") as out:
         for faiss_id, chunk in snapshot.chunks.items():
             out.write(json.dumps({"faiss_id": faiss_id, **asdict(chunk)}) + "\n")
