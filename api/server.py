@@ -13,7 +13,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from api.app import HEADER_TIMEOUT_STATE, create_app
 from index.milvus_store import is_local_file
@@ -24,6 +26,10 @@ from rag.settings import Settings
 # uvicorn pickles its options into each worker process, so the workers' app and protocol are import strings.
 WORKER_APP = "api.server:worker_app"
 PROTOCOL = "api.server:HeaderTimeoutProtocol"
+
+
+class WorkerStartupError(UserError):
+    """A `rag serve --workers N` worker process failed to start, so the supervisor stopped them all."""
 
 
 class PortUnavailableError(UserError):
@@ -194,4 +200,17 @@ def run(settings: Settings) -> None:
         return
     # The workers are new interpreters: they rebuild these settings (flags included) from the environment.
     os.environ.update(settings.as_environment())
-    uvicorn.run(**worker_options(settings))
+    supervise_workers(uvicorn.Config(**worker_options(settings)))
+
+
+def supervise_workers(config: uvicorn.Config) -> None:
+    """What `uvicorn.run` does for several workers, plus an exit status: uvicorn's supervisor stops every worker
+    when one fails to start, then returns as after Ctrl-C, and `uvicorn.run` ends normally, so a server that never
+    served would exit 0. Raise WorkerStartupError then."""
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = [worker.pid for worker in supervisor.processes if worker.exitcode == STARTUP_FAILURE]
+    if failed:
+        raise WorkerStartupError(
+            f"worker process {failed[0]} failed to start (its error is logged above), so rag serve stopped"
+        )

@@ -255,3 +255,23 @@ def test_an_impossible_worker_count_is_one_line_before_anything_starts(
     assert result.stderr.strip().splitlines() == [expected.format(uri=uri)], result.stderr
     assert "starting" not in result.stdout + result.stderr
     assert not uri.exists()  # refused before this process opened Milvus Lite
+
+
+def test_a_worker_that_cannot_start_makes_rag_serve_fail(index_dir: Path, tmp_path: Path) -> None:
+    # A model file that is not a GGUF: the parent never loads the model, each worker's start-up does and fails.
+    # Before, uvicorn's supervisor stopped the others and `rag serve` exited 0 as after Ctrl-C.
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"not a model" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(free_port()), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "COLUMNS": "300", "RAG_INDEX_DIR": str(index_dir), "RAG_MODEL_PATH": str(model)},
+    )
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: worker process \d+ failed to start \(its error is logged above\), so rag serve stopped", last
+    )
