@@ -91,6 +91,10 @@ class TestChatPage:
         expect(panel.locator("mark.passage").first).to_be_in_viewport()
         answer_box, panel_box = message.bounding_box(), panel.bounding_box()
         assert answer_box and panel_box and answer_box["x"] + answer_box["width"] <= panel_box["x"]
+        # The header's buttons stay usable beside the reading panel, not under it.
+        for control in page.locator("header.top nav > *").all():
+            box = control.bounding_box()
+            assert box and box["x"] + box["width"] <= panel_box["x"], control.inner_text()
         README_SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=README_SHOTS / "desktop.png")
         page.keyboard.press("Escape")
