@@ -1,7 +1,7 @@
 """Which FAISS index holds the passage vectors, chosen by how many there are.
 
-Up to `exact_max` passages the search is exact (`IndexIDMap2(IndexFlatIP)`): one matrix-vector product, ~8 ms
-at 50,000 passages on one thread here (16 ms at 100,000, 145 ms at a million). Beyond it an approximate index
+Up to `exact_max` passages the search is exact (`IndexIDMap2(IndexFlatIP)`): one matrix-vector product, 13 ms
+at 100,000 passages on one thread here, 120 ms at a million. Beyond it an approximate index
 searches a small part of the vectors. Both kinds keep the vectors uncompressed, so stored vectors can still be read
 back (the relevance gate and the re-scorer read them):
 
@@ -11,7 +11,8 @@ back (the relevance gate and the re-scorer read them):
 - **IVF** (`IndexIVFFlat` with a hash-table direct map): the `nprobe` clusters nearest the question; removal is
   real, memory a little lower, recall lower for the time (bench/million.py).
 
-The defaults come from bench/million.py (table in the README).
+The defaults come from bench/million.py (table in the README): at a million passages HNSW with efSearch 128 finds
+0.967 of the exact top 10 in 1.1 ms; IVF with nprobe 128 finds 0.928 in 5.1 ms.
 """
 
 from __future__ import annotations
