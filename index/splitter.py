@@ -118,10 +118,10 @@ class TokenChunker:
 
     @staticmethod
     def _locate(text: str, piece: str, previous_start: int, previous_end: int) -> int:
-        """Where `piece` starts. Pieces come in order, each covering new text and leaving no gap but whitespace, so
-        it starts after the previous piece's start, no later than the first non-space after the previous end, and
-        ends after that end; of the copies of a repeated piece ("日本. 日本. 日本") that fit, the one that overlaps least
-        (as the splitter joins them). Otherwise the first copy after the previous start."""
+        """Where `piece` starts. Pieces come in order, each covering new text and leaving no gap but whitespace,
+        so it starts after the previous piece's start, no later than the first non-space after the previous end,
+        and ends after that end; of the copies of a repeated piece ("日本. 日本. 日本") that fit, the one that
+        overlaps least (as the splitter joins them). Otherwise the first copy after the previous start."""
         first = text.find(piece, previous_start + 1)
         gap_end = previous_end
         while gap_end < len(text) and text[gap_end].isspace():
