@@ -59,7 +59,10 @@ def _all_cores() -> Iterator[None]:
 
 
 def _ids(values: Iterable[int]) -> np.ndarray:
-    return np.ascontiguousarray(np.fromiter(values, dtype=np.int64), dtype=np.int64)
+    # An id array (a million ids on a rebuild) is used as it is; only lists and sets are copied element by element.
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values, dtype=np.int64)
+    return np.fromiter(values, dtype=np.int64)
 
 
 class VectorIndex:
@@ -71,7 +74,10 @@ class VectorIndex:
     def __init__(self, index: Any, removed: Iterable[int] = ()) -> None:
         self.index = index  # faiss.IndexIDMap2 or faiss.IndexIVFFlat: the stubs have no types
         self.removed: set[int] = set(removed)
+        # An id selector over `removed` that searches pass to FAISS, and the batch it wraps (kept alive here);
+        # None while nothing is removed.
         self._skip: Any = None
+        self._skip_batch: Any = None
         self._refresh_skip()
 
     @classmethod
@@ -104,7 +110,7 @@ class VectorIndex:
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add `vectors` under `ids` (ids never used before)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        ids = _ids(ids)
         if self.kind is ApproximateIndex.HNSW and len(ids) > 1_000:
             with _all_cores():  # inserting into a graph is a search per vector
                 self.index.add_with_ids(vectors, ids)
@@ -151,12 +157,11 @@ class VectorIndex:
 
     def _refresh_skip(self) -> None:
         if not self.removed:
-            self._skip = None
+            self._skip = self._skip_batch = None
             return
         removed = _ids(self.removed)
         batch = faiss.IDSelectorBatch(len(removed), faiss.swig_ptr(removed))
-        self._skip = faiss.IDSelectorNot(batch)
-        self._skip_batch = batch  # the Not selector does not keep its argument alive
+        self._skip, self._skip_batch = faiss.IDSelectorNot(batch), batch  # Not does not keep its argument alive
 
 
 def _graph(index: Any) -> Any:
