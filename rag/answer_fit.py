@@ -5,7 +5,8 @@ show that the sentence answers *this* question. Near-miss questions ("What perce
 "Which U.S. president did Deng meet…") were answered with text copied faithfully from a neighbouring fact.
 These checks catch the measurable part of that: an answer that only repeats the question, a percentage
 asked for and a dollar figure given, a count asked for and a share or a sum of money given, a year asked for
-and none given, a rate per day asked for and one per month given.
+and none given, a rate per day asked for and one per month given, the first of something asked for and the
+sources only telling of the second.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ _MONEY_UNIT = re.compile(
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # "75 members", "about 400 hives": a number and the word right after it, what it counts.
 _COUNTED = re.compile(r"(?<![\d,.])(\d[\d,]*)[ \t]+([A-Za-z]+)")
+# "the first telephone exchange", "their 2nd visit": an ordinal and the word it ranks.
+_ORDINAL = re.compile(
+    r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\d+(?:st|nd|rd|th))\s+"
+    r"(?:[a-z]+[ \t]+)?([A-Za-z]+)",
+    re.IGNORECASE,
+)
 # An either-or question is answered by repeating one of its options.
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 
@@ -92,10 +99,40 @@ class AnswerFit:
                 return f"a count of {unit} was asked for and the sources give the answer's number for something else"
         if _YEAR_QUESTION.search(question) and not _YEAR.search(text) and not computed:
             return "a year was asked for and the answer gives none"
+        other = _other_ordinal(question, sources)
+        if other is not None:
+            return other
         asked, given = _periods(question), _periods(text)
         if asked and given and not asked & given:
             return "a rate per " + "/".join(sorted(asked)) + " was asked for and the answer gives another period"
         return None
+
+
+def _ordinals(text: str) -> set[tuple[str, str]]:
+    """(ordinal, stem of the word it ranks) pairs, with one optional word between ("second telephone exchange"
+    gives both "second/telep" and "second/excha")."""
+    pairs = set()
+    for match in _ORDINAL.finditer(text):
+        ordinal = match.group(1).lower()
+        pairs.add((ordinal, stem(match.group(2))))
+        between = re.match(r"\s+([A-Za-z]+)", text[match.end(1) :])
+        if between:
+            pairs.add((ordinal, stem(between.group(1))))
+    return pairs
+
+
+def _other_ordinal(question: str, sources: Sequence[str]) -> str | None:
+    """The question asks for the first of something and the sources rank that thing only as the second (or any
+    other mismatch): the answer is about another occurrence than the one asked for."""
+    asked = _ordinals(question)
+    if not asked or not sources:
+        return None
+    stated = set().union(*(_ordinals(source) for source in sources))
+    for ordinal, ranked in asked:
+        others = {o for o, r in stated if r == ranked and o != ordinal}
+        if others and (ordinal, ranked) not in stated:
+            return f"the {ordinal} {ranked}… was asked for and the sources tell of the {'/'.join(sorted(others))}"
+    return None
 
 
 def _periods(text: str) -> set[str]:

@@ -2,7 +2,8 @@
 
 Order: years between two events computed from the passages (`rag.year_span`) → the model's own abstention →
 calculations recomputed (operands quoted from the passages, a wrong result corrected) → citations made
-honest, a one-sentence answer's moved to the passage that clearly supports it best → the answer's shape fits
+honest, a one-sentence answer's moved to the passage that clearly supports it best → a numeric answer is the
+number of the clause the question is about (`rag.number_binding`, corrected or withheld) → the answer's shape fits
 the question (`rag.answer_fit`) → evidence score (a year the question names must be the supporting
 sentence's). A clear score decides alone; only a middling one asks the calibrated judge (P(yes) from one
 forward pass). The same numbers give the answer's `confidence`.
@@ -17,6 +18,7 @@ from rag.answer_fit import AnswerFit
 from rag.citations import check_citations
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
+from rag.number_binding import NumberBinding
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
 from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
@@ -73,6 +75,7 @@ class AnswerChecker:
         self.year_span = year_span or YearSpanSolver()
         self.evidence = EvidenceChecker()
         self.fit = AnswerFit()
+        self.binding = NumberBinding()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
@@ -99,6 +102,12 @@ class AnswerChecker:
             if better is not None:
                 checked = check_citations(f"{sentence} [{better + 1}]", list(passages))
         cited = [passages[i].text for i in sorted(checked.passage_for_number.values())]
+        if not calculations:
+            binding = self.binding.run(question, checked.text, cited)
+            if binding.problem is not None:
+                return self._withheld("off_question", 0.15)
+            if binding.corrected is not None:
+                checked = check_citations(binding.corrected, list(passages))
         if self.fit.problem(question, checked.text, bool(calculations), cited) is not None:
             return self._withheld("off_question", 0.15)
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known.

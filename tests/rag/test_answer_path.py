@@ -185,6 +185,10 @@ class TestAnswerFitsTheQuestion:
                 "How many barrels of crude oil does China buy from Russia each day?",
                 "300 million barrels per month [1].",
             ),
+            # the first exchange asked for; the article tells only of the second
+            ("When was Putin and Xi's first telephone exchange this year?", "Feb. 24 [1]."),
+            # 2021 asked for; the figure is 2023's (the sentence states 2021 only for the increase)
+            ("What was China-Russia trade worth in 2021, before the invasion?", "$240 billion [1]."),
         ],
     )
     def test_near_miss_is_withheld(self, scripted: Callable[..., Pipeline], question: str, reply: str) -> None:
@@ -199,6 +203,8 @@ class TestAnswerFitsTheQuestion:
             ("How many Soviet divisions were on the Chinese border in 1969?", "42 divisions [1]."),
             # no year in the supporting sentence: the narrative's year (1969, two sentences earlier) counts
             ("How long did the 1969 border conflict last?", "Two weeks [1]."),
+            ("When was Putin and Xi's second telephone exchange this year?", "Feb. 24 [1]."),
+            ("What share of the microelectronics Russia imports come from China?", "90% [1]."),
         ],
     )
     def test_the_same_facts_asked_rightly_are_answered(
