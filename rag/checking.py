@@ -1,16 +1,18 @@
 """The answer gate: a draft becomes the final answer only when computed checks say its cited text supports it.
 
 Order: years between two events computed from the passages (`rag.year_span`) → the model's own abstention →
-calculations recomputed (operands quoted from the passages, a wrong result corrected) → citations made
-honest, a one-sentence answer's moved to the passage that clearly supports it best → a numeric answer is the
-number of the clause the question is about (`rag.number_binding`, corrected or withheld) → the answer's shape fits
-the question (`rag.answer_fit`) → evidence score (a year the question names must be the supporting
-sentence's). A clear score decides alone; only a middling one asks the calibrated judge (P(yes) from one
+calculations recomputed (operands quoted from the passages, a wrong result corrected; a difference given without
+its calculation written out as one, `rag.implied_numbers`) → citations made honest, a one-sentence answer's moved
+to the passage that clearly supports it best → a numeric answer is the number of the clause the question is about
+(`rag.number_binding`, corrected or withheld) → the answer's shape fits the question (`rag.answer_fit`) →
+evidence score (a year the question names must be the supporting sentence's; a count the cited sentence shows
+counts as stated). A clear score decides alone; only a middling one asks the calibrated judge (P(yes) from one
 forward pass). The same numbers give the answer's `confidence`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,10 +20,13 @@ from rag.answer_fit import AnswerFit
 from rag.citations import check_citations
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
+from rag.implied_numbers import ImpliedNumbers
 from rag.number_binding import NumberBinding
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
 from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
+
+_CITED = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class AnswerChecker:
         self.evidence = EvidenceChecker()
         self.fit = AnswerFit()
         self.binding = NumberBinding()
+        self.implied = ImpliedNumbers()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
@@ -88,6 +94,14 @@ class AnswerChecker:
         if is_abstention(reply):
             return self._withheld("model", 0.1)
         calculations = find_calculations(reply)
+        if not calculations:
+            # "20%" for "by how many points does 90% exceed 70%?": the difference written out as its calculation.
+            marked = [n for n in map(int, _CITED.findall(reply)) if 1 <= n <= len(passages)]
+            cites = "".join(f"[{n}]" for n in dict.fromkeys(marked))
+            difference = self.implied.difference(question, reply, [passages[n - 1].text for n in marked], cites)
+            if difference is not None:
+                reply = difference
+                calculations = find_calculations(reply)
         if calculations:
             quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.years if span else set())
             if any(operand not in quoted for c in calculations for operand in c.operands):
@@ -110,9 +124,13 @@ class AnswerChecker:
                 checked = check_citations(binding.corrected, list(passages))
         if self.fit.problem(question, checked.text, bool(calculations), cited) is not None:
             return self._withheld("off_question", 0.15)
-        # Results were recomputed and operands found in the passages above: the evidence check takes both as known.
+        # Results were recomputed and operands found in the passages above: the evidence check takes both as known;
+        # so is a count the cited sentence shows (a list of that many items, the noun ranked or named that often).
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
-        grounding = self.evidence.check(checked.claims, question, passages, computed)
+        count = None if calculations else self.implied.count_supported(question, checked.text, cited)
+        if count is not None:
+            computed.add(count)
+        grounding = self.evidence.check(checked.claims, question, passages, computed, bool(calculations))
         score = grounding.score
         if grounding.other_year:
             return self._withheld("off_question", 0.5 * score)

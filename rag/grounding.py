@@ -395,13 +395,15 @@ class EvidenceChecker:
         question: str,
         passages: Sequence[Passage],
         computed_numbers: set[str] = frozenset(),  # type: ignore[assignment]
+        calculated: bool = True,
     ) -> Grounding:
-        """`sentences` are the answer's sentences with the (0-based) passages each cites."""
+        """`sentences` are the answer's sentences with the (0-based) passages each cites; `computed_numbers` are
+        known without being stated (a calculation's operands and result when `calculated`, or a count)."""
         scores: list[float] = []
         supports: dict[int, Span] = {}
         unsupported_numbers = instruction = other_year = False
         # A computed answer names its unit ("12 years: …"); the unit is the question's, not a claim to support.
-        units = " ".join(_UNITS) if computed_numbers else ""
+        units = " ".join(_UNITS) if computed_numbers and calculated else ""
         question_with_results = f"{question} {' '.join(computed_numbers)} {units}"
         question_years = frozenset(_YEAR.findall(question)) - set(computed_numbers)
         for sentence, cited in sentences:
