@@ -27,6 +27,7 @@ from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
 
 _CITED = re.compile(r"\[(\d+)\]")
+_HOW_MANY = re.compile(r"\bhow\s+(?:many|long|much)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,12 @@ class AnswerChecker:
                 reply = difference
                 calculations = find_calculations(reply)
         if calculations:
-            quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.years if span else set())
+            quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.numbers if span else set())
             if any(operand not in quoted for c in calculations for operand in c.operands):
+                return self._withheld("calculation", 0.15)
+            if _HOW_MANY.search(question) and any(c.computed.startswith("-") for c in calculations):
+                # "-2 years: 1858 - 1860": no count or duration is negative; the operands are the wrong way round
+                # or the wrong ones, and which cannot be told.
                 return self._withheld("calculation", 0.15)
             reply = correct_calculations(reply, calculations)
         checked = check_citations(reply, list(passages))
@@ -127,10 +132,11 @@ class AnswerChecker:
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known;
         # so is a count the cited sentence shows (a list of that many items, the noun ranked or named that often).
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
+        computed |= span.numbers if span else set()
         count = None if calculations else self.implied.count_supported(question, checked.text, cited)
         if count is not None:
             computed.add(count)
-        grounding = self.evidence.check(checked.claims, question, passages, computed, bool(calculations))
+        grounding = self.evidence.check(checked.claims, question, passages, computed, bool(calculations or span))
         score = grounding.score
         if grounding.other_year:
             return self._withheld("off_question", 0.5 * score)

@@ -19,6 +19,8 @@ _ABOUT_THE_DOCUMENT = re.compile(
     r"\b(who\s+(wrote|authored|penned|is\s+the\s+(author|writer))|byline|"
     r"(name|identity)\s+of\s+the\s+(author|writer)|(author|writer)['’]s\s+name|"
     r"(when|what\s+date|which\s+day|what\s+day)\b.{0,40}\b(published|written|posted|dated)|publication\s+date|"
+    r"(the|this)\s+(article|story|piece|column|report|post|essay)\s+(was\s+)?"
+    r"(published|written|posted)|publication\s+of\s+(the|this)\s+(article|story|piece|column|report|post|essay)|"
     r"(which|what)\s+(newspaper|paper|publication|outlet|magazine|site|website)|publisher|published\s+(by|in))\b",
     re.IGNORECASE,
 )

@@ -141,7 +141,8 @@ class Pipeline:
         self.gate = RelevanceGate(settings.min_relevance)
         thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
         self.document_facts = DocumentFactSolver(index.document)
-        self.checker = AnswerChecker(SupportJudge(generator), thresholds, YearSpanSolver(self._document_text))
+        year_span = YearSpanSolver(self._document_text, index.document)
+        self.checker = AnswerChecker(SupportJudge(generator), thresholds, year_span)
 
     def _document_text(self, doc_id: str) -> str | None:
         document = self.index.document(doc_id)

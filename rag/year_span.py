@@ -1,10 +1,12 @@
-"""Years between two events the question names, computed from the passages instead of by the model.
+"""Years (or days) between two events the question names, computed from the passages instead of by the model.
 
 "How many years after Deng's U.S. visit did Gorbachev resign?" needs two years from two sentences and one
-subtraction. A 1.5B model picks the wrong year or invents one (1828 for 1858) in most such drafts; finding
-the sentence that best matches each event and the year that sentence states is a computation, and so is
-the difference. When both events are found, the computed answer replaces the draft (and cites the two
-sentences' passages); when either is not, the draft goes through the ordinary checks.
+subtraction; "How many days after the phone call was the article published?" needs two dates, one of them the
+document's own publication date (from its header, cited to it). A 1.5B model picks the wrong year or invents one
+(1828 for 1858) in most such drafts; finding the sentence that best matches each event and the year (or date)
+that sentence states is a computation, and so is the difference. When both events are found, the computed answer
+replaces the draft (and cites the two sentences' passages); when either is not, the draft goes through the
+ordinary checks.
 """
 
 from __future__ import annotations
@@ -12,12 +14,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from index.sentences import sentence_spans
+from index.types import Document
 from rag.grounding import stem, terms
 from rag.types import Passage
 
-_SPAN_QUESTION = re.compile(r"^\s*how\s+many\s+years\b", re.IGNORECASE)
+_SPAN_QUESTION = re.compile(r"^\s*how\s+many\s+(?P<unit>years|days)\b", re.IGNORECASE)
+# The document's own publication as one of the two events.
+PUBLICATION = "(publication)"
+_PUBLISHED = (
+    r"(?:the|this)\s+(?:article|story|piece|column|op-?ed|report|post|essay)\s+(?:was\s+)?"
+    r"(?:published|written|posted|printed)"
+)
+_PUBLICATION_EVENTS = [
+    re.compile(rf"\b(?:after|before)\s+{_PUBLISHED}\s+(?:did|was|were|had|has|is)\s+(?P<b>.+)$", re.IGNORECASE),
+    re.compile(rf"\b(?:after|before)\s+(?P<a>.+?)\s+(?:was|is)\s+{_PUBLISHED}$", re.IGNORECASE),
+    re.compile(rf"\bbetween\s+(?P<a>.+?)\s+and\s+(?:the\s+)?(?:publication|{_PUBLISHED})", re.IGNORECASE),
+]
+_MONTH_NUMBER = {
+    m: i
+    for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
+}
+# "February 26, 2025", "Feb. 24", "Dec. 25, 1991": a month, a day, maybe a year.
+_DATE = re.compile(
+    r"\b(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+(?P<day>\d{1,2})(?!\d)"
+    r"(?:,?\s+(?P<year>1[5-9]\d{2}|20\d{2}))?"
+)
 _EVENTS = [
     re.compile(r"\bbetween\s+(?P<a>.+?)\s+and\s+(?P<b>.+)$", re.IGNORECASE),
     re.compile(r"\bapart\s+(?:were|are|was|is)\s+(?P<a>.+?)\s+and\s+(?P<b>.+)$", re.IGNORECASE),
@@ -35,35 +59,62 @@ _NARRATIVE_REACH = 600
 
 @dataclass(frozen=True)
 class DatedEvent:
-    """An event of the question, dated by a passage sentence."""
+    """An event of the question, dated by a passage sentence (`day` when the sentence gives month and day)."""
 
     year: int
     passage: int  # 0-based index into the passages
     match: float
+    day: date | None = None
 
 
 @dataclass(frozen=True)
 class YearSpan:
-    """A computed answer and the years it was computed from (each read from a cited passage or the paragraph
-    it is narrated in)."""
+    """A computed answer and the numbers it rests on that no passage need state: the years it was computed from
+    (each read from a cited passage, the paragraph it is narrated in or the report's date) or, for days, the
+    result."""
 
     text: str
-    years: frozenset[str]
+    numbers: frozenset[str]
+
+
+def parse_date(text: str, default_year: int | None = None) -> date | None:
+    """The first "Month day[, year]" in `text`, the year defaulting to `default_year`."""
+    match = _DATE.search(text)
+    if match is None:
+        return None
+    year = int(match.group("year")) if match.group("year") else default_year
+    if year is None:
+        return None
+    try:
+        return date(year, _MONTH_NUMBER[match.group("month")[:3].lower()], int(match.group("day")))
+    except ValueError:
+        return None
 
 
 class YearSpanSolver:
-    """Computes "how many years between A and B" from the passages, or says it cannot."""
+    """Computes "how many years (or days) between A and B" from the passages, or says it cannot."""
 
-    def __init__(self, document_text: Callable[[str], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        document_text: Callable[[str], str | None] | None = None,
+        document: Callable[[str], Document | None] | None = None,
+    ) -> None:
         # The whole document, to find the year a sentence without one is narrated in ("That March, …").
         self.document_text = document_text
+        # The document's parsed facts, for its publication date.
+        self.document = document
 
     @staticmethod
     def events(question: str) -> tuple[str, str] | None:
-        """The two events a year-span question names, or None when it is not one."""
+        """The two events a span question names (`PUBLICATION` for the document's own), or None when it is not one."""
         if not _SPAN_QUESTION.search(question):
             return None
         body = question.strip().rstrip("?").strip()
+        for pattern in _PUBLICATION_EVENTS:
+            match = pattern.search(body)
+            if match:
+                other = match.groupdict().get("a") or match.groupdict().get("b") or ""
+                return (other, PUBLICATION) if "a" in match.groupdict() else (PUBLICATION, other)
         for pattern in _EVENTS:
             match = pattern.search(body)
             if match:
@@ -75,18 +126,48 @@ class YearSpanSolver:
         events = self.events(question)
         if events is None:
             return None
-        dated = [self.date(event, passages) for event in events]
+        in_days = _SPAN_QUESTION.search(question).group("unit").lower() == "days"  # type: ignore[union-attr]
+        dated = [self._published(passages) if e == PUBLICATION else self.date(e, passages) for e in events]
         first, second = dated
-        if first is None or second is None or first.year == second.year:
+        if first is None or second is None:
+            return None
+        cites_of = lambda earlier, later: "".join(  # noqa: E731
+            f"[{n + 1}]" for n in dict.fromkeys([earlier.passage, later.passage])
+        )
+        if in_days:
+            if first.day is None or second.day is None or first.day == second.day:
+                return None
+            later, earlier = (first, second) if first.day > second.day else (second, first)
+            days = (later.day - earlier.day).days  # type: ignore[operator]
+            text = f"{days} days: from {_show(earlier.day)} to {_show(later.day)} {cites_of(earlier, later)}."
+            read = {str(n) for d in (earlier.day, later.day) if d is not None for n in (d.day, d.year)}
+            return YearSpan(text, frozenset({str(days), *read}))
+        if first.year == second.year:
             return None
         later, earlier = (first, second) if first.year > second.year else (second, first)
         years = later.year - earlier.year
-        cites = "".join(f"[{n + 1}]" for n in dict.fromkeys([earlier.passage, later.passage]))
-        text = f"{years} years: {later.year} - {earlier.year} = {years} {cites}."
+        text = f"{years} years: {later.year} - {earlier.year} = {years} {cites_of(earlier, later)}."
         return YearSpan(text, frozenset({str(later.year), str(earlier.year)}))
 
+    def _published(self, passages: Sequence[Passage]) -> DatedEvent | None:
+        """The publication date of the document whose header passage is given, when the header states it."""
+        if self.document is None:
+            return None
+        for index, passage in enumerate(passages):
+            if passage.retriever != "document":
+                continue
+            document = self.document(passage.doc_id)
+            if document is None or not document.published or document.published not in passage.text:
+                return None
+            published = parse_date(document.published)
+            if published is None:
+                return None
+            return DatedEvent(published.year, index, 1.0, published)
+        return None
+
     def date(self, event: str, passages: Sequence[Passage]) -> DatedEvent | None:
-        """The year of the passage sentence that best matches the event, if one matches well enough."""
+        """The year (and day, when stated) of the passage sentence that best matches the event, if one matches
+        well enough."""
         wanted = terms(event)[0] - _FRAME
         if not wanted:
             return None
@@ -98,9 +179,13 @@ class YearSpanSolver:
                 share = len(matched) / len(wanted)
                 if share < _MIN_MATCH or (best is not None and share <= best.match):
                     continue
-                year = self._year_of(sentence, matched) or self._narrative_year(passage, span.start)
+                year = (
+                    self._year_of(sentence, matched)
+                    or self._narrative_year(passage, span.start)
+                    or self._report_year(passage, sentence)
+                )
                 if year is not None:
-                    best = DatedEvent(year, index, share)
+                    best = DatedEvent(year, index, share, parse_date(sentence, year))
         return best
 
     @staticmethod
@@ -125,3 +210,20 @@ class YearSpanSolver:
         paragraph = before.rsplit("\n\n", 1)[-1]
         years = _YEAR.findall(paragraph)
         return int(years[-1]) if years else None
+
+    def _report_year(self, passage: Passage, sentence: str) -> int | None:
+        """A news report's "Feb. 24" without a year is the last Feb. 24 on or before the day it was published (so
+        only a month and day, never an undated event, is placed in the publication year)."""
+        document = self.document(passage.doc_id) if self.document is not None else None
+        published = parse_date(document.published) if document is not None and document.published else None
+        if published is None:
+            return None
+        for year in (published.year, published.year - 1):
+            day = parse_date(sentence, year)
+            if day is not None and day <= published:
+                return year
+        return None
+
+
+def _show(day: date | None) -> str:
+    return f"{day:%B} {day.day}, {day.year}" if day is not None else ""
