@@ -23,6 +23,7 @@ from rag.grounding import EvidenceChecker, correct_calculations, find_calculatio
 from rag.implied_numbers import ImpliedNumbers
 from rag.number_binding import NumberBinding
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
+from rag.reasons import ReasonFinder
 from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
 
@@ -83,12 +84,24 @@ class AnswerChecker:
         self.fit = AnswerFit()
         self.binding = NumberBinding()
         self.implied = ImpliedNumbers()
+        self.reasons = ReasonFinder()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
 
     def run(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
-        """The verdict on a draft reply."""
+        """The verdict on a draft reply. A "why" draft that is withheld gives way to the reason the passages mark
+        with their own connectives (`rag.reasons`), when one is found and passes the same checks."""
+        verdict = self._verdict(reply, question, passages)
+        if verdict.abstained:
+            reason = self.reasons.run(question, passages)
+            if reason is not None:
+                found = self._verdict(reason.text, question, passages)
+                if not found.abstained:
+                    return found
+        return verdict
+
+    def _verdict(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
         # Years between two events are computed from the passages, not taken from the draft.
         span = self.year_span.run(question, passages)
         reply = span.text if span else reply

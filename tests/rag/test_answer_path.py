@@ -82,7 +82,8 @@ class TestGates:
 
     def test_answer_beside_the_question_goes_to_the_judge(self, scripted: Callable[..., Pipeline]) -> None:
         # A paraphrase: half its words are not in the passage, so the evidence is undecided and the judge decides.
-        question = "Why was the alliance unimaginable in 1969?"
+        # (Not a "why" question: a withheld "why" draft gives way to the reason the text marks, see test_reasons.)
+        question = "What made the alliance unimaginable in 1969?"
         reply = "Because Moscow feared an attack [1]."
         low = scripted([reply, 0.05]).ask(question)
         high = scripted([reply, 0.95]).ask(question)

@@ -1,0 +1,90 @@
+"""The reason a sentence marks with its own connectives, offered when a "why" draft is withheld (`rag.reasons`).
+The checker case is the real model's draft for an article gold question ("catastrophic because it is
+'catastrophic'"), which the checks withhold."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.checking import AnswerChecker
+from rag.reasons import ReasonFinder
+from rag.types import Passage
+from tests.conftest import ARTICLE as ARTICLE_PATH
+
+ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
+
+
+def passage(text: str, retriever: str = "hybrid") -> Passage:
+    return Passage(
+        chunk_id="d#0",
+        doc_id="d",
+        title="t",
+        text=text,
+        start=0,
+        end=len(text),
+        score=1.0,
+        rank=1,
+        retriever=retriever,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "reason"),
+    [
+        (
+            "Why do farmers sell grain at low prices?",
+            "Farmers sell grain at low prices, given the long drought in the north.",
+            "Given the long drought in the north [1].",
+        ),
+        (
+            "Why is the harvest described as poor?",
+            "The harvest is poor, with half the fields flooded in spring.",
+            "With half the fields flooded in spring [1].",
+        ),
+        (
+            "Why can the navy base ships in the bay?",
+            "The bay now includes a deep harbour, allowing the navy to base ships in the bay.",
+            "The bay now includes a deep harbour [1].",
+        ),
+        (
+            "Why is the valley at risk?",
+            "If the old dam fails, the town below floods. That means the valley is at risk.",
+            "If the old dam fails, the town below floods [1].",
+        ),
+    ],
+)
+def test_the_marked_reason_is_copied(question: str, text: str, reason: str) -> None:
+    found = ReasonFinder().run(question, [passage(text)])
+    assert found is not None and found.text == reason
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [
+        # "with" inside a clause is a preposition, not a circumstance
+        ("Why does the town keep a relationship with the port?", "The town keeps a relationship with a busy port."),
+        # not a why question
+        ("What do farmers sell?", "Farmers sell grain at low prices, given the long drought in the north."),
+        # the sentence is not about the question
+        ("Why did the mayor resign?", "Farmers sell grain at low prices, given the long drought in the north."),
+        # no connective marks a reason
+        ("Why is the valley at risk?", "The valley is at risk."),
+    ],
+)
+def test_no_reason_without_a_marked_one(question: str, text: str) -> None:
+    assert ReasonFinder().run(question, [passage(text)]) is None
+
+
+def test_the_header_passage_is_never_the_source() -> None:
+    text = "Farmers sell grain at low prices, given the long drought in the north."
+    assert ReasonFinder().run("Why do farmers sell grain at low prices?", [passage(text, "document")]) is None
+
+
+def test_a_withheld_why_draft_gives_way_to_the_marked_reason() -> None:
+    start = ARTICLE.index("The devastation to Ukraine")
+    evidence = passage(ARTICLE[start : ARTICLE.index("displaced.", start) + 10])
+    question = "Why does the author call the devastation to Ukraine catastrophic?"
+    draft = 'The author calls the devastation to Ukraine catastrophic because it is "catastrophic" [1].'
+    verdict = AnswerChecker(None).run(draft, question, [evidence])
+    assert verdict.abstain_reason is None and verdict.text == "With millions of people displaced [1]."
+    assert verdict.citations[0].support_start is not None
