@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from rag.grounding import normalise_number, stem, terms
 
-_MARKERS = re.compile(r"\s*\[[^\]]*\]")
+# Citation marks ("[1]", "[1, 2]"), removed before an answer's words are compared.
+CITATION_MARKS = re.compile(r"\s*\[[^\]]*\]")
 _PERCENT_QUESTION = re.compile(
     r"\b(what|which)\s+(percentage|percent|share|proportion|fraction)\b|\bby\s+what\s+(percentage|percent)\b",
     re.IGNORECASE,
@@ -75,7 +76,7 @@ class AnswerFit:
     def problem(self, question: str, answer: str, computed: bool = False, sources: Sequence[str] = ()) -> str | None:
         """None when the answer fits the question; otherwise a short reason, for logs and the eval report.
         `sources` are the cited passages' texts, where the answer's numbers come from."""
-        text = _MARKERS.sub(" ", answer)
+        text = CITATION_MARKS.sub(" ", answer)
         if not computed and not _CHOICE.search(question):
             answer_words, answer_numbers = terms(text)
             question_words, question_numbers = terms(question)

@@ -21,7 +21,7 @@ from rag.stopwords import STOPWORDS as _IGNORED_WORDS
 from rag.types import Passage
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?|\d[\d,]*(?:\.\d+)?")
-_MONTHS = {
+MONTHS = {
     m[:3]
     for m in [
         "january",
@@ -142,7 +142,7 @@ def stem(word: str) -> str:
         word = word[:-2]
     word = _SPELLINGS.get(word, word)
     word = _OUR.sub(lambda m: "or" + (m.group(1) or ""), _TRE.sub(r"ter\1", word))
-    if word[:3] in _MONTHS:
+    if word[:3] in MONTHS:
         return word[:3]
     return word[:5]
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index.sentences import sentences
+from rag.answer_fit import CITATION_MARKS
 from rag.grounding import normalise_number, stem, terms
 from rag.number_binding import NumberKind, mentions
 from rag.stopwords import FUNCTION_WORDS
 
-_MARKERS = re.compile(r"\s*\[[^\]]*\]")
 _CITES = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _COUNT_QUESTION = re.compile(r"\bhow\s+many\b", re.IGNORECASE)
 _DIFFERENCE_QUESTION = re.compile(
@@ -68,7 +68,7 @@ class CountedList:
 
 def _single_number(answer: str, question: str) -> str | None:
     """The answer's one number that the question does not give, normalised ("two" → "2"), or None."""
-    text = _MARKERS.sub(" ", answer)
+    text = CITATION_MARKS.sub(" ", answer)
     question_numbers = terms(question)[1]
     numbers = {normalise_number(m.group(1) or m.group(2)) for m in _ANSWER_NUMBER.finditer(text)} - question_numbers
     return numbers.pop() if len(numbers) == 1 else None

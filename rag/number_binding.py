@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from index.sentences import sentences
-from rag.grounding import normalise_number, terms
+from rag.answer_fit import CITATION_MARKS
+from rag.grounding import MONTHS, normalise_number, terms
 
 NumberKind = Literal["percent", "money", "year", "count"]
 
-_MARKERS = re.compile(r"\s*\[[^\]]*\]")
 _NUMBER = re.compile(
     r"(?P<dollar>\$\s?)?(?<![\d,.])(?P<n>\d[\d,]*(?:\.\d+)?)(?![\d,]*\d)(?P<percent>\s?(?:%|per\s?cent\b|percent\b))?",
     re.IGNORECASE,
@@ -72,7 +72,7 @@ def clauses(sentence: str) -> list[str]:
     merged: list[str] = []
     carry = ""
     for piece in pieces:
-        if not terms(piece)[0] - _MONTHS:
+        if not terms(piece)[0] - MONTHS:
             carry = f"{carry} {piece}".strip()
             continue
         merged.append(f"{carry} {piece}".strip())
@@ -83,9 +83,6 @@ def clauses(sentence: str) -> list[str]:
         else:
             merged.append(carry)
     return merged
-
-
-_MONTHS = frozenset({"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"})
 
 
 def mentions(clause_texts: Sequence[str]) -> list[NumberMention]:
@@ -107,7 +104,7 @@ class NumberBinding:
 
     def run(self, question: str, answer: str, sources: Sequence[str]) -> BindingResult:
         """The verdict on `answer` (with its citation marks) against the cited passages' texts."""
-        text = _MARKERS.sub(" ", answer)
+        text = CITATION_MARKS.sub(" ", answer)
         question_words, question_numbers = terms(question)
         question_words -= _QUESTION_FRAME
         answered = [m for m in _NUMBER.finditer(text) if normalise_number(m.group("n")) not in question_numbers]

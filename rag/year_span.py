@@ -131,22 +131,19 @@ class YearSpanSolver:
         first, second = dated
         if first is None or second is None:
             return None
-        cites_of = lambda earlier, later: "".join(  # noqa: E731
-            f"[{n + 1}]" for n in dict.fromkeys([earlier.passage, later.passage])
-        )
         if in_days:
             if first.day is None or second.day is None or first.day == second.day:
                 return None
             later, earlier = (first, second) if first.day > second.day else (second, first)
             days = (later.day - earlier.day).days  # type: ignore[operator]
-            text = f"{days} days: from {_show(earlier.day)} to {_show(later.day)} {cites_of(earlier, later)}."
+            text = f"{days} days: from {_show(earlier.day)} to {_show(later.day)} {_cites(earlier, later)}."
             read = {str(n) for d in (earlier.day, later.day) if d is not None for n in (d.day, d.year)}
             return YearSpan(text, frozenset({str(days), *read}))
         if first.year == second.year:
             return None
         later, earlier = (first, second) if first.year > second.year else (second, first)
         years = later.year - earlier.year
-        text = f"{years} years: {later.year} - {earlier.year} = {years} {cites_of(earlier, later)}."
+        text = f"{years} years: {later.year} - {earlier.year} = {years} {_cites(earlier, later)}."
         return YearSpan(text, frozenset({str(later.year), str(earlier.year)}))
 
     def _published(self, passages: Sequence[Passage]) -> DatedEvent | None:
@@ -223,6 +220,11 @@ class YearSpanSolver:
             if day is not None and day <= published:
                 return year
         return None
+
+
+def _cites(earlier: DatedEvent, later: DatedEvent) -> str:
+    """The citation marks of the passages the two events were dated from, earlier first, each once."""
+    return "".join(f"[{n + 1}]" for n in dict.fromkeys([earlier.passage, later.passage]))
 
 
 def _show(day: date | None) -> str:

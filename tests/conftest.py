@@ -19,6 +19,7 @@ from rag.generators import Generator, LlamaCppGenerator
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings
 from rag.testing import free_port, wait_until
+from rag.types import Passage
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 ARTICLE = PROJECT_ROOT / "corpus" / "china-russia-no-limits-2025-02-26.md"
@@ -116,3 +117,18 @@ def live_server(
     own = own.with_overrides(admin_token="test-token", max_upload_bytes=200_000)
     with LiveServer(create_app(own, pipeline)) as server:
         yield server
+
+
+def passage_of(text: str, n: int = 0, doc_id: str = "d", retriever: str = "hybrid") -> Passage:
+    """A whole text as passage number `n` of document `doc_id`, for checks that need no index."""
+    return Passage(
+        chunk_id=f"{doc_id}#{n}",
+        doc_id=doc_id,
+        title="t",
+        text=text,
+        start=0,
+        end=len(text),
+        score=1.0,
+        rank=n + 1,
+        retriever=retriever,  # type: ignore[arg-type]
+    )

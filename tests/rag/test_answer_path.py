@@ -26,7 +26,7 @@ from rag.settings import Settings
 from rag.testing import ScriptedGenerator
 from rag.types import Answer, Passage, Turn
 from rag.year_span import YearSpanSolver
-from tests.conftest import ARTICLE
+from tests.conftest import ARTICLE, passage_of
 
 Reply = str | float | Callable[[list[dict[str, str]]], str]
 
@@ -370,20 +370,6 @@ class TestEvidenceFindsTheStatingSentence:
         question = "How high is the tower?"
         grounding = EvidenceChecker().check([("27 hours", [0])], question, [passage_of("It is 27 metres high.")])
         assert grounding.score < 0.75
-
-
-def passage_of(text: str, n: int = 0, doc_id: str = "d") -> Passage:
-    return Passage(
-        chunk_id=f"{doc_id}#{n}",
-        doc_id=doc_id,
-        title="t",
-        text=text,
-        start=0,
-        end=len(text),
-        score=1.0,
-        rank=n + 1,
-        retriever="hybrid",
-    )
 
 
 class TestTheDocumentAQuestionMeans:

@@ -8,16 +8,10 @@ import pytest
 
 from rag.checking import AnswerChecker
 from rag.implied_numbers import ImpliedNumbers, lists
-from rag.types import Passage
 from tests.conftest import ARTICLE as ARTICLE_PATH
+from tests.conftest import passage_of as passage
 
 ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
-
-
-def passage(text: str) -> Passage:
-    return Passage(
-        chunk_id="d#0", doc_id="d", title="t", text=text, start=0, end=len(text), score=1.0, rank=1, retriever="hybrid"
-    )
 
 
 def sentence_of(start: str) -> str:

@@ -9,8 +9,8 @@ import pytest
 
 from rag.checking import AnswerChecker
 from rag.number_binding import NumberBinding, clauses
-from rag.types import Passage
 from tests.conftest import ARTICLE as ARTICLE_PATH
+from tests.conftest import passage_of as passage
 
 ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
 
@@ -20,12 +20,6 @@ POSTS = (
     "the Harbor Commission."
 )
 SALES = "Sales reached a record $50 million in 2020, an increase of 25% since 2018 before the merger."
-
-
-def passage(text: str) -> Passage:
-    return Passage(
-        chunk_id="d#0", doc_id="d", title="t", text=text, start=0, end=len(text), score=1.0, rank=1, retriever="hybrid"
-    )
 
 
 def test_a_number_only_piece_belongs_to_the_clause_after_it() -> None:

@@ -8,24 +8,10 @@ import pytest
 
 from rag.checking import AnswerChecker
 from rag.reasons import ReasonFinder
-from rag.types import Passage
 from tests.conftest import ARTICLE as ARTICLE_PATH
+from tests.conftest import passage_of as passage
 
 ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
-
-
-def passage(text: str, retriever: str = "hybrid") -> Passage:
-    return Passage(
-        chunk_id="d#0",
-        doc_id="d",
-        title="t",
-        text=text,
-        start=0,
-        end=len(text),
-        score=1.0,
-        rank=1,
-        retriever=retriever,  # type: ignore[arg-type]
-    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +63,7 @@ def test_no_reason_without_a_marked_one(question: str, text: str) -> None:
 
 def test_the_header_passage_is_never_the_source() -> None:
     text = "Farmers sell grain at low prices, given the long drought in the north."
-    assert ReasonFinder().run("Why do farmers sell grain at low prices?", [passage(text, "document")]) is None
+    assert ReasonFinder().run("Why do farmers sell grain at low prices?", [passage(text, retriever="document")]) is None
 
 
 def test_a_withheld_why_draft_gives_way_to_the_marked_reason() -> None:
