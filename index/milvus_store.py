@@ -567,40 +567,6 @@ class MilvusPassageIndex(PassageIndex):
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score: rank is what counts.
         return [(chunk, abs(score)) for chunk, score in self._hits(results)]
 
-    def hybrid_search(
-        self, text: str, query_vector: Vectors, k: int, candidates: int, rrf_k: int
-    ) -> list[tuple[Chunk, float]]:
-        """Dense and BM25 rankings of `candidates` each, fused by Milvus's RRF ranker; scores are RRF sums.
-        Equal sums go to the passage nearer the question, as in rag.retrievers.HybridRetriever."""
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        self._check_usable()
-        if k <= 0:
-            return []
-        vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        limit = min(candidates, MAX_TOP_K)
-        requests = [
-            AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={"metric_type": "IP"}, limit=limit),
-            AnnSearchRequest(
-                data=[milvus_terms(text)], anns_field="sparse", param={"metric_type": "BM25"}, limit=limit
-            ),
-        ]
-        # Milvus orders equal RRF sums by primary key (passage #16 before #7), the product's fusion by the dense
-        # ranking; two passages a rank apart in each list tie, which is common. So every fused candidate comes
-        # back with its vector (a tie can straddle the k-th place) and ties are ordered by cosine to the question.
-        results = self.client.hybrid_search(
-            self.passages_name,
-            requests,
-            RRFRanker(rrf_k),
-            limit=min(2 * limit, MAX_TOP_K),
-            output_fields=[*self._FIELDS, "vector"],
-        )
-        fused = sorted(
-            results[0],
-            key=lambda hit: (-float(hit["distance"]), -float(np.dot(hit["entity"]["vector"], vector))),
-        )
-        return self._hits([fused[:k]])
-
     def vectors_for(self, chunk_ids: Sequence[str]) -> Vectors:
         """Stored vectors of the given passages; a passage removed meanwhile gets a zero vector (relevance 0)."""
         self._check_usable()

@@ -26,6 +26,7 @@ from rag.checking import AnswerChecker, CheckThresholds, SupportJudge, Verdict
 from rag.citations import check_citations
 from rag.context import ContextExpander
 from rag.document_facts import DocumentFactSolver
+from rag.fusion import make_fusion
 from rag.generators import Generator, PromptSize, make_generator
 from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
@@ -189,7 +190,8 @@ class Pipeline:
         """The retriever of that kind, made once and reused."""
         if kind not in self._retrievers:
             # Hybrid reuses the dense and keyword retrievers so the BM25 index is built once.
-            self._retrievers[kind] = make_retriever(kind, self.index, self.settings.candidates, self.settings.rrf_k)
+            fusion = make_fusion(self.settings.fusion, self.settings.dense_weight, self.settings.rrf_k)
+            self._retrievers[kind] = make_retriever(kind, self.index, self.settings.candidates, fusion)
         return self._retrievers[kind]
 
     def model_info(self, retriever: RetrieverKind, rescore: bool) -> ModelInfo:

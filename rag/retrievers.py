@@ -1,4 +1,4 @@
-"""First-stage retrieval: dense (FAISS), keyword (bm25s) and their reciprocal-rank fusion."""
+"""First-stage retrieval: dense (FAISS or Milvus), keyword (bm25s or Milvus's BM25) and their fusion."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from index.keywords import bm25_terms
 from index.milvus_store import MilvusPassageIndex
 from index.store import PassageIndex
 from index.types import Chunk
+from rag.fusion import ConvexFusion, Fusion
 from rag.settings import RetrieverKind
 from rag.types import Passage
 
@@ -104,30 +105,39 @@ class BM25Retriever(Retriever):
 
 
 class HybridRetriever(Retriever):
-    """Reciprocal-rank fusion of dense and keyword rankings (Cormack et al., 2009)."""
+    """The dense and keyword rankings of `candidates` each, fused (`rag.fusion`); over either store."""
 
-    def __init__(self, dense: DenseRetriever, keyword: BM25Retriever, candidates: int, rrf_k: int) -> None:
+    def __init__(
+        self, index: PassageIndex, dense: Retriever, keyword: Retriever, candidates: int, fusion: Fusion
+    ) -> None:
+        self.index = index
         self.dense = dense
         self.keyword = keyword
         self.candidates = candidates
-        self.rrf_k = rrf_k
+        self.fusion = fusion
 
     def retrieve(self, query: Query, k: int) -> list[Passage]:
-        """The k passages with the highest fused score; dense candidates keep their cosine as relevance."""
-        fused: dict[str, float] = {}
-        by_id: dict[str, Passage] = {}
-        for ranking in (
-            self.dense.retrieve(query, self.candidates),
-            self.keyword.retrieve(query, self.candidates),
-        ):
-            for hit in ranking:
-                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.rrf_k + hit.rank)
-                if hit.chunk_id not in by_id:  # dense first: its copy carries the cosine
-                    by_id[hit.chunk_id] = hit
-        best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
+        """The k passages with the highest fused score, each with its cosine to the question as relevance; equal
+        scores go to the passage nearer the question."""
+        dense = self.dense.retrieve(query, self.candidates)
+        cosine = {p.chunk_id: p.relevance for p in dense}
+        # Only passages the keywords alone found go back to the index for their vectors.
+        keyword = with_relevance(
+            self.index,
+            query,
+            [
+                p.model_copy(update={"relevance": cosine.get(p.chunk_id)})
+                for p in self.keyword.retrieve(query, self.candidates)
+            ],
+        )
+        fused = self.fusion.scores(dense, keyword)
+        by_id = {p.chunk_id: p for p in [*keyword, *dense]}  # a dense copy keeps the dense passage's fields
+        best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], -(by_id[chunk_id].relevance or 0.0)))[:k]
         return [
-            by_id[chunk_id].model_copy(update={"score": score, "rank": rank, "retriever": RetrieverKind.HYBRID.value})
-            for rank, (chunk_id, score) in enumerate(best, start=1)
+            by_id[chunk_id].model_copy(
+                update={"score": fused[chunk_id], "rank": rank, "retriever": RetrieverKind.HYBRID.value}
+            )
+            for rank, chunk_id in enumerate(best, start=1)
         ]
 
 
@@ -142,40 +152,26 @@ class MilvusKeywordRetriever(Retriever):
         return _titled(self.index, self.index.keyword_search(query.text, k), RetrieverKind.BM25)
 
 
-class MilvusHybridRetriever(Retriever):
-    """Dense and BM25 rankings fused by Milvus's own RRF ranker, in one request."""
-
-    def __init__(self, index: MilvusPassageIndex, candidates: int, rrf_k: int) -> None:
-        self.index = index
-        self.candidates = candidates
-        self.rrf_k = rrf_k
-
-    def retrieve(self, query: Query, k: int) -> list[Passage]:
-        """The k passages with the highest RRF sum, fused by Milvus."""
-        hits = self.index.hybrid_search(query.text, query.vector, k, self.candidates, self.rrf_k)
-        return _titled(self.index, hits, RetrieverKind.HYBRID)
-
-
-def make_retriever(kind: RetrieverKind | str, index: PassageIndex, candidates: int, rrf_k: int) -> Retriever:
-    """The retriever of that kind over `index`: Milvus's own keyword ranking and fusion for a Milvus store, else
-    FAISS and bm25s in this process. ValueError names the valid kinds."""
+def make_retriever(
+    kind: RetrieverKind | str, index: PassageIndex, candidates: int, fusion: Fusion | None = None
+) -> Retriever:
+    """The retriever of that kind over `index`: keywords ranked by Milvus's own BM25 for a Milvus store, else by
+    bm25s in this process; hybrid fuses them with `fusion` (default: the convex combination at its default weight).
+    ValueError names the valid kinds."""
     try:
         chosen = RetrieverKind(kind)
     except ValueError:
         valid = ", ".join(r.value for r in RetrieverKind)
         raise ValueError(f"unknown retriever {kind!r}; valid values: {valid}") from None
-    if isinstance(index, MilvusPassageIndex):  # Milvus ranks keywords and fuses in the store itself
-        if chosen is RetrieverKind.BM25:
-            return MilvusKeywordRetriever(index)
-        if chosen is RetrieverKind.HYBRID:
-            return MilvusHybridRetriever(index, candidates, rrf_k)
     dense = DenseRetriever(index)
     if chosen is RetrieverKind.DENSE:
         return dense
-    keyword = BM25Retriever(index)
+    keyword: Retriever = (
+        MilvusKeywordRetriever(index) if isinstance(index, MilvusPassageIndex) else BM25Retriever(index)
+    )
     if chosen is RetrieverKind.BM25:
         return keyword
-    return HybridRetriever(dense, keyword, candidates, rrf_k)
+    return HybridRetriever(index, dense, keyword, candidates, fusion or ConvexFusion())
 
 
 def with_relevance(index: PassageIndex, query: Query, passages: list[Passage]) -> list[Passage]:

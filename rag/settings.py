@@ -10,13 +10,14 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.types import ApproximateIndex, ChunkUnit, EmbedderBackend, IndexSpec, StoreKind
+from rag.fusion import DEFAULT_DENSE_WEIGHT, FusionKind
 from rag.types import MAX_QUESTION_CHARS, MAX_TOP_K
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RetrieverKind(StrEnum):
-    """How passages are found (RAG_RETRIEVER): dense vectors, BM25 keywords, or both fused by reciprocal rank (RRF)."""
+    """How passages are found (RAG_RETRIEVER): dense vectors, BM25 keywords, or both fused."""
 
     DENSE = "dense"
     BM25 = "bm25"
@@ -81,10 +82,16 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval -----------------------------------------------------------------------------
-    retriever: RetrieverKind = Field(RetrieverKind.HYBRID, description="dense, bm25 or hybrid (RRF).")
+    retriever: RetrieverKind = Field(RetrieverKind.HYBRID, description="dense, bm25 or hybrid (both, fused).")
     top_k: int = Field(3, ge=1, le=MAX_TOP_K, description="Passages given to the generator.")
     candidates: int = Field(20, ge=1, le=200, description="Candidates per retriever before fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    fusion: FusionKind = Field(
+        FusionKind.CONVEX, description="How hybrid merges the rankings: convex (weighted scores) or rrf (ranks)."
+    )
+    dense_weight: float = Field(
+        DEFAULT_DENSE_WEIGHT, ge=0, le=1, description="Convex fusion: the cosine's weight (BM25 gets the rest)."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (fusion=rrf).")
     rescore: bool = Field(False, description="Re-score the fused top candidates with the LLM judge.")
     rescore_top: int = Field(4, ge=1, le=10, description="Candidates the re-scorer judges.")
     verify_answers: bool = Field(

@@ -38,13 +38,13 @@ from index.milvus_store import (
 from index.service import make_spec_embedder, new_index, open_index
 from index.store import IndexMismatchError, PassageIndex
 from index.types import Document, IndexSpec, StoreKind
+from rag.fusion import ConvexFusion, ReciprocalRankFusion
 from rag.retrievers import Query, make_retriever
 from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
 from rag.testing import MilvusLiteServer, ScriptedGenerator, wait_until
 from tests.conftest import ARTICLE, LiveServer
 
 DENG_QUESTION = "What did Deng agree in 1979?"
-TIE_QUESTION = "What did Putin update Xi on during the Feb. 24 call?"  # fused top two tie
 LIGHTHOUSE = (
     "The Harwick lighthouse keeper logged 412 ships in the winter of 1911. "
     "Its lamp burned whale oil until the keeper, Ada Morrow, installed a kerosene burner in 1902."
@@ -93,7 +93,7 @@ def article() -> Document:
 
 
 def top_text(index: PassageIndex, question: str, kind: RetrieverKind = RetrieverKind.DENSE) -> str:
-    retriever = make_retriever(kind, index, candidates=20, rrf_k=60)
+    retriever = make_retriever(kind, index, candidates=20)
     hits = retriever.retrieve(Query(question, index.embedder.embed_query(question)), 3)
     return hits[0].text if hits else ""
 
@@ -161,33 +161,33 @@ def test_hybrid_ranking_fuses_dense_and_keyword(make_store: Callable[[], Library
     library.add([article])
     index = library.index
     query = Query(DENG_QUESTION, index.embedder.embed_query(DENG_QUESTION))
-    dense = make_retriever(RetrieverKind.DENSE, index, 20, 60).retrieve(query, 20)
-    keyword = make_retriever(RetrieverKind.BM25, index, 20, 60).retrieve(query, 20)
-    hybrid = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(query, 5)
+    dense = make_retriever(RetrieverKind.DENSE, index, 20).retrieve(query, 20)
+    keyword = make_retriever(RetrieverKind.BM25, index, 20).retrieve(query, 20)
+    hybrid = make_retriever(RetrieverKind.HYBRID, index, 20, ConvexFusion(0.85)).retrieve(query, 5)
     assert keyword and "Deng" in keyword[0].text
-    # Reciprocal-rank fusion: each passage scores the sum of 1/(60 + rank) over the rankings it is in.
-    ranks = [{hit.chunk_id: n for n, hit in enumerate(ranking, start=1)} for ranking in (dense, keyword)]
+    # Convex fusion: 0.85 × cosine + 0.15 × BM25 / the best BM25, the cosine read from the stored vector.
+    cosine = {
+        p.chunk_id: float(v @ query.vector)
+        for p, v in zip(keyword, index.vectors_for([p.chunk_id for p in keyword]), strict=True)
+    }
+    cosine |= {p.chunk_id: p.score for p in dense}
+    bm25 = {p.chunk_id: p.score / keyword[0].score for p in keyword}
+    expected = {c: 0.85 * cosine[c] + 0.15 * bm25.get(c, 0.0) for c in cosine}
+    assert [h.chunk_id for h in hybrid] == sorted(expected, key=lambda c: -expected[c])[:5]
     for hit in hybrid:
-        expected = sum(1.0 / (60 + r[hit.chunk_id]) for r in ranks if hit.chunk_id in r)
-        assert abs(hit.score - expected) < 1e-4, hit.chunk_id
+        assert hit.score == pytest.approx(expected[hit.chunk_id], abs=1e-4)
+        assert hit.relevance == pytest.approx(cosine[hit.chunk_id], abs=1e-4)
     assert hybrid[0].chunk_id == dense[0].chunk_id == keyword[0].chunk_id
-    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+    # Reciprocal-rank fusion, the other choice: the sum of 1/(60 + rank) over the rankings a passage is in.
+    by_rank = make_retriever(RetrieverKind.HYBRID, index, 20, ReciprocalRankFusion(60)).retrieve(query, 5)
+    ranks = [{hit.chunk_id: n for n, hit in enumerate(ranking, start=1)} for ranking in (dense, keyword)]
+    for hit in by_rank:
+        assert hit.score == pytest.approx(sum(1.0 / (60 + r[hit.chunk_id]) for r in ranks if hit.chunk_id in r))
     # A passage only the keywords find still reaches the fused list when nothing ranks above it.
-    rare = make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(
+    rare = make_retriever(RetrieverKind.HYBRID, index, 20).retrieve(
         Query("Afghanistan Reagan", index.embedder.embed_query("Afghanistan Reagan")), 3
     )
     assert any("Afghan" in hit.text for hit in rare)
-    # Passages a rank apart in each list tie; the product gives the tie to the dense ranking (Milvus's own RRF
-    # ranker would order them by primary key).
-    tied = Query(TIE_QUESTION, index.embedder.embed_query(TIE_QUESTION))
-    fused: dict[str, float] = {}
-    for kind in (RetrieverKind.DENSE, RetrieverKind.BM25):
-        for rank, hit in enumerate(make_retriever(kind, index, 20, 60).retrieve(tied, 20), start=1):
-            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (60 + rank)
-    expected = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:5]  # stable: dense order first
-    assert len({fused[chunk_id] for chunk_id in expected}) < 5, "no tie in the top 5: pick another question"
-    hybrid_ids = [hit.chunk_id for hit in make_retriever(RetrieverKind.HYBRID, index, 20, 60).retrieve(tied, 5)]
-    assert hybrid_ids == expected
 
 
 def test_both_stores_rank_alike(embedder: Embedder, milvus_file: Path, article: Document, tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_gold_hit_at_k_is_the_same_on_both_stores(
     embedder: Embedder, milvus_file: Path, article: Document, tmp_path: Path, record_property: Callable[..., None]
 ) -> None:
     """hit@1/3/5 exactly as `rag eval` scores them (eval.runner.score_item over the pipeline's search with the
-    default retriever, candidates and rrf_k) for every article question with evidence: at most one item apart.
+    default retriever, candidates and fusion) for every article question with evidence: at most one item apart.
     Measured: 92/110/120 of 125 on both (Milvus scored 92/113/118 while its BM25 tokenized `text` itself)."""
     from eval.gold import ARTICLE_GOLD, load_gold
     from eval.runner import score_item
@@ -304,10 +304,7 @@ def test_keyword_ranking_is_the_same_on_both_stores(
         for question in questions:
             query = Query(question, embedder.embed_query(question))
             rankings = [
-                {
-                    hit.chunk_id: hit.score
-                    for hit in make_retriever(RetrieverKind.BM25, index, 20, 60).retrieve(query, 1000)
-                }
+                {hit.chunk_id: hit.score for hit in make_retriever(RetrieverKind.BM25, index, 20).retrieve(query, 1000)}
                 for index in (faiss_index, milvus)
             ]
             assert rankings[0].keys() == rankings[1].keys(), question

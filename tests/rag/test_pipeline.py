@@ -9,6 +9,7 @@ import pytest
 from index.loaders import load_documents
 from index.service import new_index
 from index.store import PassageIndex
+from rag.fusion import ConvexFusion, ReciprocalRankFusion
 from rag.generators import Generator, LlamaCppGenerator
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
 from rag.prompt import answer_messages
@@ -30,7 +31,7 @@ class TestRetrievers:
     def test_rrf_fuses_by_rank(self, article_index: PassageIndex) -> None:
         dense, keyword = DenseRetriever(article_index), BM25Retriever(article_index)
         query = Query("Treaty of Aigun 1858", article_index.embedder.embed_query("Treaty of Aigun 1858"))
-        fused = HybridRetriever(dense, keyword, candidates=20, rrf_k=60).retrieve(query, 5)
+        fused = HybridRetriever(article_index, dense, keyword, 20, ReciprocalRankFusion(60)).retrieve(query, 5)
         d = [h.chunk_id for h in dense.retrieve(query, 20)]
         k = [h.chunk_id for h in keyword.retrieve(query, 20)]
         expected = {
@@ -40,6 +41,21 @@ class TestRetrievers:
         assert [h.chunk_id for h in fused] == sorted(expected, key=lambda c: -expected[c])[:5]
         assert fused[0].score == pytest.approx(max(expected.values()))
 
+    def test_convex_fusion_keeps_a_clear_dense_winner_over_weak_keywords(self, article_index: PassageIndex) -> None:
+        # A paraphrase shares no content word with its passage: dense search ranks it first, BM25's list holds
+        # only passages sharing "two" or "countries". Rank fusion let those outvote the dense winner (5th);
+        # weighted scores keep it among the three passages the model reads.
+        question = "How did the two leaders characterise their countries' bond?"
+        query = Query(question, article_index.embedder.embed_query(question))
+        dense, keyword = DenseRetriever(article_index), BM25Retriever(article_index)
+        winner = dense.retrieve(query, 1)[0]
+        assert "good neighbors" in winner.text
+        assert winner.chunk_id not in {p.chunk_id for p in keyword.retrieve(query, 20)}
+        by_rank = HybridRetriever(article_index, dense, keyword, 20, ReciprocalRankFusion(60)).retrieve(query, 3)
+        assert winner.chunk_id not in {p.chunk_id for p in by_rank}
+        by_score = HybridRetriever(article_index, dense, keyword, 20, ConvexFusion(0.85)).retrieve(query, 3)
+        assert winner.chunk_id in {p.chunk_id for p in by_score}
+
     def test_relevance_is_the_cosine_carried_from_dense_search(
         self, article_index: PassageIndex, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -48,18 +64,20 @@ class TestRetrievers:
         question = "Which treaty of 1858 ceded land to Russia?"
         query = Query(question, article_index.embedder.embed_query(question))
         dense, keyword = DenseRetriever(article_index), BM25Retriever(article_index)
-        fused = HybridRetriever(dense, keyword, candidates=3, rrf_k=60).retrieve(query, 6)
         dense_ids = {p.chunk_id for p in dense.retrieve(query, 3)}
-        keyword_only = {p.chunk_id for p in fused} - dense_ids
+        keyword_only = {p.chunk_id for p in keyword.retrieve(query, 3)} - dense_ids
         assert keyword_only, "pick a question whose keyword ranking differs from the dense one"
         fetched: list[str] = []
         vectors_for = article_index.vectors_for
         monkeypatch.setattr(article_index, "vectors_for", lambda ids: fetched.extend(ids) or vectors_for(ids))
-        passages = with_relevance(article_index, query, fused)
+        passages = HybridRetriever(article_index, dense, keyword, 3, ConvexFusion()).retrieve(query, 6)
         assert set(fetched) == keyword_only
         cosines = vectors_for([p.chunk_id for p in passages]) @ query.vector
         assert [p.relevance for p in passages] == pytest.approx([float(c) for c in cosines], abs=1e-4)
         assert all(p.title for p in passages)
+        fetched.clear()
+        with_relevance(article_index, query, passages)
+        assert not fetched  # the pipeline's later relevance pass needs no vector again
 
     def test_bm25_follows_index_changes(self, settings: Settings, tmp_path: Path) -> None:
         index = new_index(settings.index_spec())
