@@ -191,7 +191,8 @@ def stores_table(figures: dict[str, dict[str, Any]], settings: Settings) -> Tabl
     faiss, milvus = figures["faiss"], figures["milvus"]
     table = Table(
         title=f"Stores ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores): FAISS directory vs Milvus Lite .db, "
-        f"default retriever ({settings.retriever.value}, {settings.candidates} candidates, rrf_k {settings.rrf_k})"
+        f"default retriever ({settings.retriever.value}, {settings.candidates} candidates, "
+        f"{settings.fusion.value} fusion)"
     )
     for column in ("what", "faiss (baseline)", "milvus", "milvus/faiss", "note"):
         table.add_column(column)
