@@ -57,8 +57,8 @@ _MONEY_UNIT = re.compile(
     r"\b(dollars?|euros?|yuan|rubles?|roubles?|money|worth|value|cost|spend|spent|pay|paid)\b", re.IGNORECASE
 )
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
-# "75 members", "about 400 hives": a number and the word right after it, what it counts.
-_COUNTED = re.compile(r"(?<![\d,.])(\d[\d,]*)[ \t]+([A-Za-z]+)")
+# "75 members", "about 400 hives", "1 million troops": a number, its scale word if any, and what it counts.
+_COUNTED = re.compile(r"(?<![\d,.])(\d[\d,]*)[ \t]+(?:(?:hundred|thousand|million|billion|trillion)[ \t]+)?([A-Za-z]+)")
 # "the first telephone exchange", "their 2nd visit": an ordinal and the word it ranks.
 _ORDINAL = re.compile(
     r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\d+(?:st|nd|rd|th))\s+"

@@ -23,6 +23,7 @@ from rag.grounding import EvidenceChecker, correct_calculations, find_calculatio
 from rag.implied_numbers import ImpliedNumbers
 from rag.number_binding import NumberBinding
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
+from rag.rates import Conversion, RateConversion
 from rag.reasons import ReasonFinder
 from rag.types import AbstainReason, Citation, Passage
 from rag.year_span import YearSpanSolver
@@ -85,20 +86,27 @@ class AnswerChecker:
         self.binding = NumberBinding()
         self.implied = ImpliedNumbers()
         self.reasons = ReasonFinder()
+        self.rates = RateConversion()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
 
     def run(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
-        """The verdict on a draft reply. A "why" draft that is withheld gives way to the reason the passages mark
-        with their own connectives (`rag.reasons`), when one is found and passes the same checks."""
+        """The verdict on a draft reply. A "why" draft gives way to the reason the passages mark with their own
+        connectives (`rag.reasons`), when one is found and passes the same checks, if the draft was withheld or
+        names nothing of it while the reason is explicit or the draft only restates the effect (the small model often
+        gives the sentence's other clause as the cause, or the question's own fact)."""
         verdict = self._verdict(reply, question, passages)
-        if verdict.abstained:
-            reason = self.reasons.run(question, passages)
-            if reason is not None:
-                found = self._verdict(reason.text, question, passages)
-                if not found.abstained:
-                    return found
+        reason = self.reasons.run(question, passages)
+        replaces = verdict.abstained or (
+            reason is not None
+            and not reason.mentioned_in(verdict.text, question)
+            and (reason.explicit or reason.restates_effect(verdict.text, question))
+        )
+        if reason is not None and replaces:
+            found = self._verdict(reason.text, question, passages)
+            if not found.abstained:
+                return found
         return verdict
 
     def _verdict(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
@@ -108,14 +116,20 @@ class AnswerChecker:
         if is_abstention(reply):
             return self._withheld("model", 0.1)
         calculations = find_calculations(reply)
+        conversion: Conversion | None = None
         if not calculations:
             # "20%" for "by how many points does 90% exceed 70%?": the difference written out as its calculation.
             marked = [n for n in map(int, _CITED.findall(reply)) if 1 <= n <= len(passages)]
             cites = "".join(f"[{n}]" for n in dict.fromkeys(marked))
-            difference = self.implied.difference(question, reply, [passages[n - 1].text for n in marked], cites)
+            cited_texts = [passages[n - 1].text for n in marked]
+            difference = self.implied.difference(question, reply, cited_texts, cites)
             if difference is not None:
                 reply = difference
                 calculations = find_calculations(reply)
+            else:
+                # "$300 million" for "how much per year?" over "$300 million monthly": converted by the calendar.
+                conversion = self.rates.run(question, reply, cited_texts, cites)
+                reply = conversion.text if conversion else reply
         if calculations:
             quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.numbers if span else set())
             if any(operand not in quoted for c in calculations for operand in c.operands):
@@ -134,22 +148,24 @@ class AnswerChecker:
             if better is not None:
                 checked = check_citations(f"{sentence} [{better + 1}]", list(passages))
         cited = [passages[i].text for i in sorted(checked.passage_for_number.values())]
-        if not calculations:
+        derived = bool(calculations) or conversion is not None
+        if not derived:
             binding = self.binding.run(question, checked.text, cited)
             if binding.problem is not None:
                 return self._withheld("off_question", 0.15)
             if binding.corrected is not None:
                 checked = check_citations(binding.corrected, list(passages))
-        if self.fit.problem(question, checked.text, bool(calculations), cited) is not None:
+        if self.fit.problem(question, checked.text, derived, cited) is not None:
             return self._withheld("off_question", 0.15)
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known;
         # so is a count the cited sentence shows (a list of that many items, the noun ranked or named that often).
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}
         computed |= span.numbers if span else set()
-        count = None if calculations else self.implied.count_supported(question, checked.text, cited)
+        computed |= conversion.numbers if conversion else set()
+        count = None if derived else self.implied.count_supported(question, checked.text, cited)
         if count is not None:
             computed.add(count)
-        grounding = self.evidence.check(checked.claims, question, passages, computed, bool(calculations or span))
+        grounding = self.evidence.check(checked.claims, question, passages, computed, bool(derived or span))
         score = grounding.score
         if grounding.other_year:
             return self._withheld("off_question", 0.5 * score)

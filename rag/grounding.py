@@ -97,7 +97,11 @@ _INSTRUCTION = re.compile(
     r"|忽略(之前|以上|所有)|无视.{0,10}(指示|指令|规则)|系统\s*[:：]|给助手|你必须|必须回答|如果有人问|只回答",
     re.IGNORECASE,
 )
-_UNITS = ("years", "year", "days", "day", "months", "month", "weeks", "week", "percent", "percentage", "points")
+# A computed amount may change scale ("$300 million a month × 12" is "$3.6 billion"): the scale word is no claim either.
+_UNITS = (
+    *("years", "year", "days", "day", "months", "month", "weeks", "week", "percent", "percentage", "points"),
+    *("thousand", "million", "billion", "trillion"),
+)
 # How much better (coverage + half the question's words near the sentence) another passage must support an
 # answer for its citation to move there: about two more of five question words near the supporting sentence.
 RECITE_MARGIN = 0.2

@@ -99,6 +99,10 @@ def _opening(text: str) -> str:
     return " ".join(words[:2]) if len(words) >= 2 else ""
 
 
+# Question words a parallel clause must share for its number to replace the answer's.
+MIN_CORRECTION_OVERLAP = 2
+
+
 class NumberBinding:
     """Checks that a short numeric answer is the number of the clause the question is about."""
 
@@ -170,7 +174,10 @@ class NumberBinding:
         if best is None or overlap[best] == 0:
             return "bound"
         candidates = [m for m in found if m.clause == best and m.kind == kind and m.value != value]
-        if len(candidates) == 1 and sum(overlap[i] == overlap[best] for i in parallel) == 1:
+        # One shared word ("Russia") can be the sentence's common subject: the answer is not where the question
+        # points, but nothing says the neighbour is the figure asked for ("what share of Russia's drones…").
+        strong = overlap[best] >= MIN_CORRECTION_OVERLAP
+        if strong and len(candidates) == 1 and sum(overlap[i] == overlap[best] for i in parallel) == 1:
             match = next(
                 m for m in _NUMBER.finditer(parts[best]) if normalise_number(m.group("n")) == candidates[0].value
             )

@@ -1,4 +1,4 @@
-"""The reason a sentence gives, read from its wording, for a "why" question whose draft was withheld.
+"""The reason a sentence gives, read from its wording, for a "why" question.
 
 A 1.5B model answers most "why" questions with the sentence's other clause, or with the question itself
 ("catastrophic because it is catastrophic"), and the checks rightly withhold those drafts. The reason is usually
@@ -6,7 +6,8 @@ marked in the text: a causal connective inside the sentence the question paraphr
 the array of sanctions…", "…catastrophic, with millions of people displaced"), an effect connective after the
 reason ("This area now includes Vladivostok, allowing Russia to have … a naval base"), or a sentence that draws a
 conclusion from the one before ("That means Poland, Finland … are vulnerable"). The reason found is copied
-verbatim, cited, and checked like any draft; it is offered only when the sentence matches most of the question.
+verbatim, cited, and checked like any draft; it is offered only when the sentence matches most of the question,
+and replaces a draft that was withheld or that names nothing of it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ _CAUSE = re.compile(
     r"[,;]\s+(?P<with>with))\s+(?P<reason>[^,;.]+)",
     re.IGNORECASE,
 )
+# A purpose right after the last of the question's words: "…moving money abroad for better returns".
+_PURPOSE = re.compile(r"^\s*(?P<reason>(?:for|in\s+order\s+to|so\s+as\s+to)\s+[^,;.]+)", re.IGNORECASE)
+_STRONG_CUES = frozenset({"because", "given", "due", "owing", "as"})
 _EFFECT = re.compile(r",\s+(?:allowing|enabling|which\s+allowed|which\s+enabled|so\s+that|thus)\b", re.IGNORECASE)
 _CONCLUSION = re.compile(r"^\s*(?:that\s+means|this\s+means|therefore|thus|as\s+a\s+result|so)\b", re.IGNORECASE)
 _LEADING_LINK = re.compile(r"^\s*(?:therefore|thus|indeed|so|and)\s*,?\s*", re.IGNORECASE)
+# The connectives themselves say nothing of the reason: "Because China is…" does not mention "given the sanctions".
+_CONNECTIVE_WORDS = terms("because given due owing result allowing enabling allowed enabled means therefore thus")[0]
 _QUESTION_FRAME = frozenset({"autho", "artic", "write", "think", "belie", "say", "says", "call", "calls"})
 # Share of the question's content words the sentence must contain to be the one the question paraphrases.
 MIN_MATCH = 0.6
@@ -43,6 +49,25 @@ class Reason:
 
     text: str
     passage: int  # 0-based
+    # Marked by a causal connective ("because", "given", "due to") or a purpose after the question's own words
+    # ("moving money abroad for better returns"): explicit enough to replace a draft that names another cause.
+    # A circumstance (", with …"), an effect or a conclusion only stands in for a withheld draft.
+    explicit: bool = False
+    # For a reason found before an effect connective or a conclusion: the effect's text. A draft that only restates
+    # it ("To allow Russia to have … a naval base" for "Why does Russia have a naval base?") gives no reason.
+    effect: str = ""
+
+    def mentioned_in(self, answer: str, question: str) -> bool:
+        """The answer names something of this reason that the question does not."""
+        own_words = terms(self.text)[0] - terms(question)[0] - _CONNECTIVE_WORDS
+        return bool(own_words & terms(answer)[0])
+
+    def restates_effect(self, answer: str, question: str) -> bool:
+        """The answer says nothing beyond the effect the reason leads to and the question's own words."""
+        if not self.effect:
+            return False
+        said = terms(answer)[0] - terms(question)[0] - _CONNECTIVE_WORDS
+        return said <= terms(self.effect)[0]
 
 
 class ReasonFinder:
@@ -65,17 +90,20 @@ class ReasonFinder:
                     best = (share, index, number)
         if best is None:
             return None
-        _, index, number = best
+        share, index, number = best
         spans = sentence_spans(passages[index].text)
         sentences = [passages[index].text[s.start : s.end] for s in spans]
-        reason = self._reason(sentences, number, wanted)
-        if reason is None:
+        found = self._reason(sentences, number, wanted, share == 1.0)
+        if found is None:
             return None
+        reason, explicit, effect = found
         reason = reason.strip().rstrip(".")
-        return Reason(f"{reason[0].upper()}{reason[1:]} [{index + 1}].", index)
+        return Reason(f"{reason[0].upper()}{reason[1:]} [{index + 1}].", index, explicit, effect)
 
     @staticmethod
-    def _reason(sentences: Sequence[str], number: int, wanted: set[str]) -> str | None:
+    def _reason(sentences: Sequence[str], number: int, wanted: set[str], whole: bool) -> tuple[str, bool, str] | None:
+        """The reason's text, whether it is explicit, and the effect it leads to (if the text marks one); `whole`:
+        the sentence has every word of the question."""
         sentence = sentences[number]
 
         def says_more(text: str) -> bool:
@@ -84,14 +112,28 @@ class ReasonFinder:
         for cause in _CAUSE.finditer(sentence):
             text = f"{cause.group('cue') or cause.group('with')} {cause.group('reason')}"
             if says_more(cause.group("reason")):
-                return text
+                cue = (cause.group("cue") or "").split()
+                return text, bool(cue) and cue[0].lower() in _STRONG_CUES, ""
+        if whole:
+            purpose = _PURPOSE.match(sentence[_after_last_word(sentence, wanted) :])
+            if purpose is not None and says_more(purpose.group("reason")):
+                return purpose.group("reason"), True, ""
         effect = _EFFECT.search(sentence)
         if effect is not None:
             before = _LEADING_LINK.sub("", sentence[: effect.start()])
             if says_more(before):
-                return before
+                return before, False, sentence[effect.start() :]
         if _CONCLUSION.search(sentence) and number > 0:
             earlier = _LEADING_LINK.sub("", sentences[number - 1])
             if says_more(earlier):
-                return earlier
+                return earlier, False, sentence
         return None
+
+
+def _after_last_word(sentence: str, wanted: set[str]) -> int:
+    """The offset just after the sentence's last word that is one of the question's."""
+    end = 0
+    for match in re.finditer(r"[\w’']+", sentence):
+        if terms(match.group())[0] & wanted:
+            end = match.end()
+    return end

@@ -262,6 +262,7 @@ class TestAnswerFitsTheQuestion:
     # Seen with the real model on the injection corpus: "75 [1]." for the hives, copied from "75 members who keep
     # about 400 hives", was shown as the answer.
     _SELBY = "The Selby Beekeepers' Association has 75 members who keep about 400 hives. It was founded in 1921."
+    _BORDER = "In 1969 the Soviet Union had 42 divisions — more than 1 million troops — on the border with China."
 
     @pytest.mark.parametrize(
         ("question", "answer", "source", "fits"),
@@ -272,6 +273,10 @@ class TestAnswerFitsTheQuestion:
             # the sources count no hives at all: nothing says 75 is the wrong count
             ("How many hives do the Selby beekeepers keep?", "75 [1].", "It has 75 members.", True),
             ("How many beekeepers are there?", "75 [1].", _SELBY, True),
+            # Seen on the gold set: the divisions copied for the troops; a scale word sits between number and noun.
+            ("How many troops were on the border?", "42 divisions [1].", _BORDER, False),
+            ("How many troops were on the border?", "More than 1 million troops [1].", _BORDER, True),
+            ("How many divisions were on the border?", "42 divisions [1].", _BORDER, True),
         ],
     )
     def test_a_count_is_not_the_neighbouring_count_of_something_else(

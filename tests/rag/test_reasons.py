@@ -37,6 +37,11 @@ ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
             "If the old dam fails, the town below floods. That means the valley is at risk.",
             "If the old dam fails, the town below floods [1].",
         ),
+        (
+            "Why are the firms moving money abroad?",
+            "The firms are moving money abroad for better returns.",
+            "For better returns [1].",
+        ),
     ],
 )
 def test_the_marked_reason_is_copied(question: str, text: str, reason: str) -> None:
@@ -55,6 +60,8 @@ def test_the_marked_reason_is_copied(question: str, text: str, reason: str) -> N
         ("Why did the mayor resign?", "Farmers sell grain at low prices, given the long drought in the north."),
         # no connective marks a reason
         ("Why is the valley at risk?", "The valley is at risk."),
+        # a purpose counts only after every word of the question: here "cash" stands for "money"
+        ("Why are firms moving money abroad?", "Firms are moving cash abroad for better returns."),
     ],
 )
 def test_no_reason_without_a_marked_one(question: str, text: str) -> None:
@@ -74,3 +81,49 @@ def test_a_withheld_why_draft_gives_way_to_the_marked_reason() -> None:
     verdict = AnswerChecker(None).run(draft, question, [evidence])
     assert verdict.abstain_reason is None and verdict.text == "With millions of people displaced [1]."
     assert verdict.citations[0].support_start is not None
+
+
+def test_a_shown_why_draft_naming_another_clause_gives_way_to_the_marked_reason() -> None:
+    # The real model's draft for an article gold question: the sentence's other clause, supported word for word,
+    # was shown as the cause.
+    start = ARTICLE.index("China is Russia’s largest trading partner")
+    evidence = passage(ARTICLE[start : ARTICLE.index(".", ARTICLE.index("sanctions", start)) + 1])
+    question = "Why can China buy Russian exports at discount prices?"
+    verdict = AnswerChecker(None).run("Because China is Russia’s largest trading partner [1].", question, [evidence])
+    assert verdict.abstain_reason is None and verdict.text.startswith("Given the array of sanctions imposed on Russia")
+
+
+@pytest.mark.parametrize(
+    "draft",
+    ["Because of the sanctions imposed on Russia [1].", "Given the array of sanctions imposed on Russia [1]."],
+)
+def test_a_why_draft_that_names_the_marked_reason_stays(draft: str) -> None:
+    reason = ReasonFinder().run(
+        "Why do farmers sell grain at low prices?",
+        [passage("Farmers sell grain at low prices, given the sanctions imposed on Russia.")],
+    )
+    assert reason is not None and reason.mentioned_in(draft, "Why do farmers sell grain at low prices?")
+    assert not reason.mentioned_in("Because farmers are poor [1].", "Why do farmers sell grain at low prices?")
+
+
+def test_a_circumstance_does_not_replace_a_shown_draft() -> None:
+    # The article's ", with indications that Moscow was considering a nuclear strike" is a circumstance, not the
+    # cause: the real model's draft naming the 42 divisions is right and stays.
+    start = ARTICLE.index("This Sino-Russian alliance would have been unimaginable in 1969")
+    evidence = passage(ARTICLE[start : ARTICLE.index("facilities.", start) + 11])
+    question = "Why would an alliance between Moscow and Beijing have been unimaginable in 1969?"
+    reason = ReasonFinder().run(question, [evidence])
+    assert reason is not None and not reason.explicit
+    draft = "Because the Soviet Union had 42 divisions — more than 1 million troops — on the border with China [1]."
+    verdict = AnswerChecker(None).run(draft, question, [evidence])
+    assert verdict.abstain_reason is None and verdict.text == draft
+
+
+def test_a_draft_restating_the_effect_gives_way_to_the_cause() -> None:
+    # The real model's draft for an article gold question, shown before: the effect the question asks about, restated.
+    start = ARTICLE.index("This area now includes Vladivostok")
+    evidence = passage(ARTICLE[start : ARTICLE.index("Pacific Ocean.", start) + 14])
+    question = "Why does Russia have a naval base on the Pacific Ocean?"
+    draft = "To allow Russia to have a military outpost and naval base on the Pacific Ocean [1]."
+    verdict = AnswerChecker(None).run(draft, question, [evidence])
+    assert verdict.abstain_reason is None and verdict.text == "This area now includes Vladivostok [1]."
