@@ -79,45 +79,33 @@ class RateConversion:
             return None
         (period,) = given
         nouns = {(m.group("noun") or "").strip() for m in found}
-        noun = f" {nouns.pop()}" if len(nouns) == 1 and not currency_of(figure) else ""
+        currency = figure.group("currency") or ""
+        noun = f" {nouns.pop()}" if len(nouns) == 1 and not currency else ""
+        if {wanted, period} == {"day", "month"}:
+            return None  # months differ in length: no exact ratio
         factor = _DAYS[wanted] / _DAYS[period]
-        if factor == 365.0 / 12.0 or factor == 12.0 / 365.0:
-            return None  # day ↔ month: months differ in length, so no exact ratio
         value = float(figure.group("number").replace(",", "")) * _SCALES[scale.lower()] * factor
-        currency = currency_of(figure)
         quoted = f"{currency}{figure.group('number')}{' ' + scale if scale else ''}{noun}"
-        factor_text = _plain(factor) if factor >= 1 else f"1/{_plain(1 / factor)}"
-        operator = "×" if factor >= 1 else "÷"
-        shown_factor = factor_text if factor >= 1 else _plain(1 / factor)
-        converted, converted_number = _scaled(value, currency)
-        exact = abs(float(shown_factor) - round(float(shown_factor))) < 1e-9 and float(converted_number) * (
-            _SCALES[_scale_word(converted)]
-        ) == round(value, 6)
-        about = "" if exact else "About "
+        # A larger period multiplies ("× 12"), a smaller one divides ("÷ 7"): the factor shown is always ≥ 1.
+        operator, shown_factor = ("×", _plain(factor)) if factor >= 1 else ("÷", _plain(1 / factor))
+        converted, converted_number, scale_size = _scaled(value, currency)
+        whole_factor = float(shown_factor).is_integer()
+        about = "" if whole_factor and float(converted_number) * scale_size == round(value, 6) else "About "
         text = f"{about}{converted}{noun} a {wanted}: {quoted} a {period} {operator} {shown_factor} {cites}."
         text = text[0].upper() + text[1:]
         return Conversion(text, frozenset({converted_number, figure.group("number").replace(",", ""), shown_factor}))
-
-
-def currency_of(figure: re.Match[str]) -> str:
-    """The currency sign of an amount, or ''."""
-    return figure.group("currency") or ""
-
-
-def _scale_word(amount: str) -> str:
-    return next((word for word in ("trillion", "billion", "million") if amount.endswith(word)), "")
 
 
 def _plain(value: float) -> str:
     return str(round(value)) if abs(value - round(value)) < 1e-9 else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _scaled(value: float, currency: str) -> tuple[str, str]:
-    """The value written with the largest scale word that keeps it ≥ 1, to three significant figures, and its
-    number as `rag.grounding.terms` reads it."""
+def _scaled(value: float, currency: str) -> tuple[str, str, float]:
+    """The value written with the largest scale word that keeps it ≥ 1, to three significant figures; its number
+    as `rag.grounding.terms` reads it; and the scale's size."""
     for word, size in (("trillion", 1e12), ("billion", 1e9), ("million", 1e6)):
         if value >= size:
             number = f"{value / size:.3g}"
-            return f"{currency}{number} {word}", number
+            return f"{currency}{number} {word}", number, size
     number = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-    return f"{currency}{number}", number.replace(",", "")
+    return f"{currency}{number}", number.replace(",", ""), 1.0
