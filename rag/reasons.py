@@ -51,7 +51,8 @@ class Reason:
     passage: int  # 0-based
     # Marked by a causal connective ("because", "given", "due to") or a purpose after the question's own words
     # ("moving money abroad for better returns"): explicit enough to replace a draft that names another cause.
-    # A circumstance (", with …"), an effect or a conclusion only stands in for a withheld draft.
+    # A circumstance (", with …") only stands in for a withheld draft; a reason before an effect or a conclusion
+    # also replaces a draft that restates that effect (`restates_effect`).
     explicit: bool = False
     # For a reason found before an effect connective or a conclusion: the effect's text. A draft that only restates
     # it ("To allow Russia to have … a naval base" for "Why does Russia have a naval base?") gives no reason.
