@@ -37,7 +37,8 @@ _QUANTITY = re.compile(
 _PERCENTAGE_ONLY = re.compile(r"\d[\d,.]*\s*(%|per\s?cent|percent)", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(r"\b(what|which)\s+year\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
-_PERIODS = {
+# The period a rate word names.
+PERIOD_NAMES = {
     "day": "day",
     "daily": "day",
     "week": "week",
@@ -103,7 +104,7 @@ class AnswerFit:
         other = _other_ordinal(question, sources)
         if other is not None:
             return other
-        asked, given = _periods(question), _periods(text)
+        asked, given = periods(question), periods(text)
         if asked and given and not asked & given:
             return "a rate per " + "/".join(sorted(asked)) + " was asked for and the answer gives another period"
         return None
@@ -136,8 +137,9 @@ def _other_ordinal(question: str, sources: Sequence[str]) -> str | None:
     return None
 
 
-def _periods(text: str) -> set[str]:
-    return {_PERIODS[(m.group(1) or m.group(2)).lower()] for m in _RATE.finditer(text)}
+def periods(text: str) -> set[str]:
+    """The periods the text gives rates for ("per month", "daily" → {"month", "day"})."""
+    return {PERIOD_NAMES[(m.group(1) or m.group(2)).lower()] for m in _RATE.finditer(text)}
 
 
 def _counts_something_else(answer: str, unit: str, sources: Sequence[str]) -> bool:

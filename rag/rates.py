@@ -13,27 +13,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer_fit import CITATION_MARKS
+from rag.answer_fit import CITATION_MARKS, PERIOD_NAMES, periods
 
 # Days in each period; a month is a twelfth of a year, so month ↔ year converts by exactly 12.
 _DAYS = {"day": 1.0, "week": 7.0, "month": 365.0 / 12.0, "year": 365.0}
-_PERIOD_WORDS = {
-    "day": "day",
-    "daily": "day",
-    "week": "week",
-    "weekly": "week",
-    "month": "month",
-    "monthly": "month",
-    "year": "year",
-    "yearly": "year",
-    "annually": "year",
-    "annual": "year",
-}
 _PERIOD = r"(?:(?:a|per|each|every)\s+(?P<per>day|week|month|year)\b|(?P<ly>daily|weekly|monthly|yearly|annually)\b)"
-_ASKED = re.compile(
-    r"\b(?:per|a|each|every)\s+(day|week|month|year)\b|\b(daily|weekly|monthly|yearly|annually|annual)\b",
-    re.IGNORECASE,
-)
 _SCALES = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _AMOUNT = re.compile(
     r"(?P<currency>[$€£])?(?P<number>\d[\d,]*(?:\.\d+)?)(?:\s+(?P<scale>thousand|million|billion|trillion))?",
@@ -55,9 +39,9 @@ class RateConversion:
     def run(self, question: str, answer: str, sources: Sequence[str], cites: str) -> Conversion | None:
         """The conversion, or None when the question asks for no single period, the draft states a period itself, or
         the cited text does not give the draft's one figure with exactly one other period."""
-        asked = {_PERIOD_WORDS[(m.group(1) or m.group(2)).lower()] for m in _ASKED.finditer(question)}
+        asked = periods(question)
         text = CITATION_MARKS.sub(" ", answer)
-        if len(asked) != 1 or _ASKED.search(text):
+        if len(asked) != 1 or periods(text):
             return None
         amounts = [m for m in _AMOUNT.finditer(text) if not re.match(r"\s*%", text[m.end() :])]
         if len(amounts) != 1:
@@ -73,7 +57,7 @@ class RateConversion:
             re.IGNORECASE,
         )
         found = [m for s in sources for m in stated.finditer(s)]
-        given = {_PERIOD_WORDS[(m.group("per") or m.group("ly")).lower()] for m in found}
+        given = {PERIOD_NAMES[(m.group("per") or m.group("ly")).lower()] for m in found}
         (wanted,) = asked
         if len(given) != 1 or wanted in given:
             return None
