@@ -132,3 +132,10 @@ def passage_of(text: str, n: int = 0, doc_id: str = "d", retriever: str = "hybri
         rank=n + 1,
         retriever=retriever,  # type: ignore[arg-type]
     )
+
+
+def article_passage(first: str, last: str) -> Passage:
+    """The article's text from `first` to the end of the next `last` after it, as a single passage."""
+    text = ARTICLE.read_text(encoding="utf-8")
+    start = text.index(first)
+    return passage_of(text[start : text.index(last, start) + len(last)])

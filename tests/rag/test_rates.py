@@ -8,10 +8,7 @@ import pytest
 
 from rag.checking import AnswerChecker
 from rag.rates import RateConversion
-from tests.conftest import ARTICLE as ARTICLE_PATH
-from tests.conftest import passage_of as passage
-
-ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
+from tests.conftest import article_passage
 
 
 @pytest.mark.parametrize(
@@ -65,8 +62,7 @@ def test_nothing_is_converted_without_one_other_period(question: str, draft: str
 
 
 def test_the_checker_shows_the_conversion_of_the_copied_monthly_figure() -> None:
-    start = ARTICLE.index("Although China denies")
-    evidence = passage(ARTICLE[start : ARTICLE.index(".", ARTICLE.index("drones", start)) + 1])
+    evidence = article_passage("Although China denies", "drones.")
     question = "Roughly how much were China's dual-use component supplies to Russia worth per year?"
     verdict = AnswerChecker(None).run("$300 million [1].", question, [evidence])
     assert verdict.abstain_reason is None

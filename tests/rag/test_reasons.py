@@ -8,10 +8,8 @@ import pytest
 
 from rag.checking import AnswerChecker
 from rag.reasons import ReasonFinder
-from tests.conftest import ARTICLE as ARTICLE_PATH
+from tests.conftest import article_passage
 from tests.conftest import passage_of as passage
-
-ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -74,8 +72,7 @@ def test_the_header_passage_is_never_the_source() -> None:
 
 
 def test_a_withheld_why_draft_gives_way_to_the_marked_reason() -> None:
-    start = ARTICLE.index("The devastation to Ukraine")
-    evidence = passage(ARTICLE[start : ARTICLE.index("displaced.", start) + 10])
+    evidence = article_passage("The devastation to Ukraine", "displaced.")
     question = "Why does the author call the devastation to Ukraine catastrophic?"
     draft = 'The author calls the devastation to Ukraine catastrophic because it is "catastrophic" [1].'
     verdict = AnswerChecker(None).run(draft, question, [evidence])
@@ -86,8 +83,7 @@ def test_a_withheld_why_draft_gives_way_to_the_marked_reason() -> None:
 def test_a_shown_why_draft_naming_another_clause_gives_way_to_the_marked_reason() -> None:
     # The real model's draft for an article gold question: the sentence's other clause, supported word for word,
     # was shown as the cause.
-    start = ARTICLE.index("China is Russia’s largest trading partner")
-    evidence = passage(ARTICLE[start : ARTICLE.index(".", ARTICLE.index("sanctions", start)) + 1])
+    evidence = article_passage("China is Russia’s largest trading partner", "invasion of Ukraine.")
     question = "Why can China buy Russian exports at discount prices?"
     verdict = AnswerChecker(None).run("Because China is Russia’s largest trading partner [1].", question, [evidence])
     assert verdict.abstain_reason is None and verdict.text.startswith("Given the array of sanctions imposed on Russia")
@@ -109,8 +105,7 @@ def test_a_why_draft_that_names_the_marked_reason_stays(draft: str) -> None:
 def test_a_circumstance_does_not_replace_a_shown_draft() -> None:
     # The article's ", with indications that Moscow was considering a nuclear strike" is a circumstance, not the
     # cause: the real model's draft naming the 42 divisions is right and stays.
-    start = ARTICLE.index("This Sino-Russian alliance would have been unimaginable in 1969")
-    evidence = passage(ARTICLE[start : ARTICLE.index("facilities.", start) + 11])
+    evidence = article_passage("This Sino-Russian alliance would have been unimaginable in 1969", "facilities.")
     question = "Why would an alliance between Moscow and Beijing have been unimaginable in 1969?"
     reason = ReasonFinder().run(question, [evidence])
     assert reason is not None and not reason.explicit
@@ -121,8 +116,7 @@ def test_a_circumstance_does_not_replace_a_shown_draft() -> None:
 
 def test_a_draft_restating_the_effect_gives_way_to_the_cause() -> None:
     # The real model's draft for an article gold question, shown before: the effect the question asks about, restated.
-    start = ARTICLE.index("This area now includes Vladivostok")
-    evidence = passage(ARTICLE[start : ARTICLE.index("Pacific Ocean.", start) + 14])
+    evidence = article_passage("This area now includes Vladivostok", "Pacific Ocean.")
     question = "Why does Russia have a naval base on the Pacific Ocean?"
     draft = "To allow Russia to have a military outpost and naval base on the Pacific Ocean [1]."
     verdict = AnswerChecker(None).run(draft, question, [evidence])
