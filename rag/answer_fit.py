@@ -60,6 +60,11 @@ _MONEY_UNIT = re.compile(
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 # "75 members", "about 400 hives", "1 million troops": a number, its scale word if any, and what it counts.
 _COUNTED = re.compile(r"(?<![\d,.])(\d[\d,]*)[ \t]+(?:(?:hundred|thousand|million|billion|trillion)[ \t]+)?([A-Za-z]+)")
+# The words that qualify a count where it is stated ("more than 1 million troops"): part of the answer.
+_COUNT_QUALIFIER = re.compile(
+    r"(?:\b(?:more\s+than|over|about|around|nearly|almost|roughly|some|at\s+least|up\s+to|fewer\s+than|less\s+than)\s+)?$",
+    re.IGNORECASE,
+)
 # "the first telephone exchange", "their 2nd visit": an ordinal and the word it ranks.
 _ORDINAL = re.compile(
     r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last|\d+(?:st|nd|rd|th))\s+"
@@ -108,6 +113,27 @@ class AnswerFit:
         if asked and given and not asked & given:
             return "a rate per " + "/".join(sorted(asked)) + " was asked for and the answer gives another period"
         return None
+
+
+def recount(question: str, answer: str, sources: Sequence[str]) -> tuple[str, int] | None:
+    """For "how many troops?" answered with the figure the sources give for something else ("42 divisions" beside
+    "more than 1 million troops"): the one phrase in `sources` that counts what was asked, qualifier included, and
+    the index of the source stating it. None when the answer fits, or when the sources count it more than one way
+    (which one is meant cannot be told)."""
+    count = _COUNT_QUESTION.search(question)
+    text = CITATION_MARKS.sub(" ", answer)
+    if count is None or not _counts_something_else(text, count.group("unit").lower(), sources):
+        return None
+    unit_stem = stem(count.group("unit"))
+    found: dict[str, tuple[str, int]] = {}
+    for index, source in enumerate(sources):
+        for match in _COUNTED.finditer(source):
+            if stem(match.group(2)) != unit_stem:
+                continue
+            qualifier = _COUNT_QUALIFIER.search(source[: match.start()])
+            start = qualifier.start() if qualifier is not None else match.start()
+            found.setdefault(normalise_number(match.group(1)), (source[start : match.end()], index))
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _ordinals(text: str) -> set[tuple[str, str]]:

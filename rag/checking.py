@@ -16,8 +16,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer_fit import AnswerFit
+from rag.answer_fit import AnswerFit, recount
 from rag.citations import check_citations
+from rag.focus import QuestionFocus
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
 from rag.implied_numbers import ImpliedNumbers
@@ -58,6 +59,17 @@ class Verdict:
         return self.abstain_reason is not None
 
 
+def _near(citations: Sequence[Citation], windows: Sequence[tuple[int, int]]) -> bool:
+    """Some citation's supporting sentence lies in one of the windows (no windows: nothing to be near)."""
+    if not windows:
+        return True
+    return any(
+        c.support_start is not None and c.support_end is not None and c.support_start < end and c.support_end > start
+        for c in citations
+        for start, end in windows
+    )
+
+
 class SupportJudge:
     """A calibrated yes/no judge: the probability of "yes", not the sampled word."""
 
@@ -87,6 +99,7 @@ class AnswerChecker:
         self.implied = ImpliedNumbers()
         self.reasons = ReasonFinder()
         self.rates = RateConversion()
+        self.focus = QuestionFocus()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
@@ -107,6 +120,9 @@ class AnswerChecker:
             found = self._verdict(reason.text, question, passages)
             if not found.abstained:
                 return found
+        if not verdict.abstained and not _near(verdict.citations, self.reasons.topic_windows(question, passages)):
+            # A "why" answer from far away from the sentence the question paraphrases explains something else.
+            return self._withheld("off_question", 0.5 * verdict.confidence)
         return verdict
 
     def _verdict(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
@@ -147,7 +163,8 @@ class AnswerChecker:
             better = self.evidence.better_cited(sentence, question, passages, cited_index)
             if better is not None:
                 checked = check_citations(f"{sentence} [{better + 1}]", list(passages))
-        cited = [passages[i].text for i in sorted(checked.passage_for_number.values())]
+        cited_numbers = sorted(checked.passage_for_number.values())
+        cited = [passages[i].text for i in cited_numbers]
         derived = bool(calculations) or conversion is not None
         if not derived:
             binding = self.binding.run(question, checked.text, cited)
@@ -155,8 +172,20 @@ class AnswerChecker:
                 return self._withheld("off_question", 0.15)
             if binding.corrected is not None:
                 checked = check_citations(binding.corrected, list(passages))
+            recounted = recount(question, checked.text, cited)
+            if recounted is not None:
+                # "42 divisions" for "how many troops?" beside "more than 1 million troops": the troops' figure.
+                phrase, source = recounted
+                checked = check_citations(
+                    f"{phrase[0].upper()}{phrase[1:]} [{cited_numbers[source] + 1}].", list(passages)
+                )
+                cited = [passages[cited_numbers[source]].text]
         if self.fit.problem(question, checked.text, derived, cited) is not None:
             return self._withheld("off_question", 0.15)
+        if not derived and not span:
+            focus = self.focus.run(question, checked.text, passages)
+            if focus is not None and focus.off_focus:
+                return self._withheld("off_question", 0.15)
         # Results were recomputed and operands found in the passages above: the evidence check takes both as known;
         # so is a count the cited sentence shows (a list of that many items, the noun ranked or named that often).
         computed = {c.computed for c in calculations} | {o for c in calculations for o in c.operands}

@@ -30,6 +30,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"^(1[5-9]\d{2}|20\d{2})$")
+_YEAR_RANGE_GAP = re.compile(r"\s*[-–]\s*")
 # Where one clause of a sentence ends and the next begins: commas, semicolons, dashes, coordinating words.
 _CLAUSE_BREAK = re.compile(r",\s+|;\s+|\s+[—–]\s+|\s+(?:and|or|but|while|whereas)\s+")
 _OPENING = re.compile(r"[a-z]+", re.IGNORECASE)
@@ -112,6 +113,14 @@ class NumberBinding:
         question_words, question_numbers = terms(question)
         question_words -= _QUESTION_FRAME
         answered = [m for m in _NUMBER.finditer(text) if normalise_number(m.group("n")) not in question_numbers]
+        year_range = (
+            len(answered) == 2
+            and _YEAR_RANGE_GAP.fullmatch(text[answered[0].end() : answered[1].start()]) is not None
+            and all(_YEAR.match(m.group("n")) for m in answered)
+        )
+        if year_range:
+            # "2003-2006" is one period, stated in one clause: its first year says which clause it is.
+            answered = answered[:1]
         # Only a short answer that is one number: a longer one carries words the evidence check weighs.
         if len(answered) != 1 or len(terms(text)[0] - question_words) > 3:
             return BindingResult()
@@ -126,7 +135,8 @@ class NumberBinding:
         if not verdicts or any(v == "bound" for v in verdicts):
             return BindingResult()
         replacements = {v for v in verdicts if v not in ("unbound", "other_year")}
-        if len(replacements) == 1 and len(verdicts) == 1:
+        # A period is never corrected to a single neighbouring year: only withheld.
+        if len(replacements) == 1 and len(verdicts) == 1 and not year_range:
             (replacement,) = replacements
             start, end = number.span("n")
             offset = answer.find(text[number.start() : number.end()])

@@ -72,7 +72,7 @@ class RateConversion:
         quoted = f"{currency}{figure.group('number')}{' ' + scale if scale else ''}{noun}"
         # A larger period multiplies ("× 12"), a smaller one divides ("÷ 7"): the factor shown is always ≥ 1.
         operator, shown_factor = ("×", _plain(factor)) if factor >= 1 else ("÷", _plain(1 / factor))
-        converted, converted_number, scale_size = _scaled(value, currency)
+        converted, converted_number, scale_size = scaled(value, currency)
         whole_factor = float(shown_factor).is_integer()
         about = "" if whole_factor and float(converted_number) * scale_size == round(value, 6) else "About "
         text = f"{about}{converted}{noun} a {wanted}: {quoted} a {period} {operator} {shown_factor} {cites}."
@@ -84,7 +84,7 @@ def _plain(value: float) -> str:
     return str(round(value)) if abs(value - round(value)) < 1e-9 else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _scaled(value: float, currency: str) -> tuple[str, str, float]:
+def scaled(value: float, currency: str) -> tuple[str, str, float]:
     """The value written with the largest scale word that keeps it ≥ 1, to three significant figures; its number
     as `rag.grounding.terms` reads it; and the scale's size."""
     for word, size in (("trillion", 1e12), ("billion", 1e9), ("million", 1e6)):

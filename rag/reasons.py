@@ -30,6 +30,39 @@ _CAUSE = re.compile(
 )
 # A purpose right after the last of the question's words: "…moving money abroad for better returns".
 _PURPOSE = re.compile(r"^\s*(?P<reason>(?:for|in\s+order\s+to|so\s+as\s+to)\s+[^,;.]+)", re.IGNORECASE)
+# The means by which the main clause came about, as its opening participle: "Working primarily with China, the Reagan
+# administration succeeded …". Sentence openers that end in -ing without being participles are not means.
+_MEANS = re.compile(r"^\s*(?:by\s+)?(?P<reason>(?P<verb>[A-Za-z]{3,}ing)\b[^,;.]*),\s", re.IGNORECASE)
+_NOT_PARTICIPLES = frozenset(
+    {
+        "during",
+        "according",
+        "including",
+        "regarding",
+        "following",
+        "concerning",
+        "beijing",
+        "nothing",
+        "something",
+        "anything",
+        "everything",
+        "morning",
+        "evening",
+        "spring",
+        "king",
+        "thing",
+        "wedding",
+        "ceiling",
+        "building",
+        "meeting",
+        "notwithstanding",
+        "pending",
+        "excluding",
+        "considering",
+        "beginning",
+        "starting",
+    }
+)
 _STRONG_CUES = frozenset({"because", "given", "due", "owing", "as"})
 _EFFECT = re.compile(r",\s+(?:allowing|enabling|which\s+allowed|which\s+enabled|so\s+that|thus)\b", re.IGNORECASE)
 _CONCLUSION = re.compile(r"^\s*(?:that\s+means|this\s+means|therefore|thus|as\s+a\s+result|so)\b", re.IGNORECASE)
@@ -101,6 +134,28 @@ class ReasonFinder:
         reason = reason.strip().rstrip(".")
         return Reason(f"{reason[0].upper()}{reason[1:]} [{index + 1}].", index, explicit, effect)
 
+    def topic_windows(self, question: str, passages: Sequence[Passage], window: int = 1) -> list[tuple[int, int]]:
+        """Where a "why" question's answer must come from: the document ranges (start, end) of the sentences that
+        paraphrase it best (at least `MIN_MATCH` of its words), each with `window` sentences either side. Empty
+        when no sentence matches that well (the question is then paraphrased too freely to tell)."""
+        if not _WHY.search(question):
+            return []
+        wanted = terms(question)[0] - _QUESTION_FRAME
+        if not wanted:
+            return []
+        scored: list[tuple[float, tuple[int, int]]] = []
+        for passage in passages:
+            if passage.retriever == "document":
+                continue
+            spans = sentence_spans(passage.text)
+            for number, span in enumerate(spans):
+                share = len(wanted & terms(passage.text[span.start : span.end])[0]) / len(wanted)
+                if share >= MIN_MATCH:
+                    first, last = spans[max(0, number - window)], spans[min(len(spans) - 1, number + window)]
+                    scored.append((share, (passage.start + first.start, passage.start + last.end)))
+        best = max((share for share, _ in scored), default=0.0)
+        return [where for share, where in scored if share == best]
+
     @staticmethod
     def _reason(sentences: Sequence[str], number: int, wanted: set[str], whole: bool) -> tuple[str, bool, str] | None:
         """The reason's text, whether it is explicit, and the effect it leads to (if the text marks one); `whole`:
@@ -115,6 +170,14 @@ class ReasonFinder:
             if says_more(cause.group("reason")):
                 cue = (cause.group("cue") or "").split()
                 return text, bool(cue) and cue[0].lower() in _STRONG_CUES, ""
+        means = _MEANS.match(sentence)
+        if (
+            means is not None
+            and means.group("verb").lower() not in _NOT_PARTICIPLES
+            and says_more(means.group("reason"))
+        ):
+            # The main clause is the effect: a draft that only restates it gives no reason.
+            return means.group("reason"), False, sentence[means.end() :]
         if whole:
             purpose = _PURPOSE.match(sentence[_after_last_word(sentence, wanted) :])
             if purpose is not None and says_more(purpose.group("reason")):

@@ -138,4 +138,6 @@ def article_passage(first: str, last: str) -> Passage:
     """The article's text from `first` to the end of the next `last` after it, as a single passage."""
     text = ARTICLE.read_text(encoding="utf-8")
     start = text.index(first)
-    return passage_of(text[start : text.index(last, start) + len(last)])
+    excerpt = passage_of(text[start : text.index(last, start) + len(last)])
+    # Document offsets, as the index gives them: checks that compare where two passages sit rely on them.
+    return excerpt.model_copy(update={"start": start, "end": start + len(excerpt.text)})

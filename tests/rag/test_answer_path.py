@@ -14,7 +14,7 @@ from index.loaders import document_from_bytes, load_documents
 from index.sentences import sentence_spans
 from index.service import new_index
 from index.store import PassageIndex
-from rag.answer_fit import AnswerFit
+from rag.answer_fit import AnswerFit, recount
 from rag.checking import AnswerChecker
 from rag.context import ContextExpander
 from rag.document_facts import asked_fact
@@ -283,6 +283,30 @@ class TestAnswerFitsTheQuestion:
         self, question: str, answer: str, source: str, fits: bool
     ) -> None:
         assert (AnswerFit().problem(question, answer, sources=[source]) is None) is fits
+
+    @pytest.mark.parametrize(
+        ("question", "answer", "source", "recounted"),
+        [
+            # The real model's draft for an article gold question, withheld before: the troops' own figure is the answer.
+            ("How many troops were on the border?", "42 divisions [1].", _BORDER, "more than 1 million troops"),
+            ("How many hives do the Selby beekeepers keep?", "75 [1].", _SELBY, "about 400 hives"),
+            # the answer fits: nothing to recount
+            ("How many divisions were on the border?", "42 divisions [1].", _BORDER, None),
+            # two different counts of hives: which one is meant cannot be told
+            ("How many hives do the beekeepers keep?", "75 [1].", _SELBY + " Each year 50 hives are added.", None),
+        ],
+    )
+    def test_a_count_of_something_else_is_replaced_by_the_count_asked_for(
+        self, question: str, answer: str, source: str, recounted: str | None
+    ) -> None:
+        found = recount(question, answer, [source])
+        assert (found[0] if found else None) == recounted
+
+    def test_the_checker_shows_the_recounted_figure_cited_to_where_it_is_stated(self) -> None:
+        question = "How many troops did the Soviet Union have on the Chinese border in 1969?"
+        verdict = AnswerChecker(None).run("42 divisions [1].", question, [passage_of(self._BORDER)])
+        assert verdict.abstain_reason is None and verdict.text == "More than 1 million troops [1]."
+        assert verdict.citations[0].support_start is not None
 
 
 class TestCitationsPointAtTheSupport:

@@ -45,6 +45,23 @@ def test_a_year_from_a_parallel_item_of_a_list_is_withheld() -> None:
     assert NumberBinding().run("When was Ann Lee ambassador to Chile?", "1998 [1].", [POSTS]).problem is None
 
 
+@pytest.mark.parametrize("period", ["1998-2001 [1].", "1998 – 2001 [1]."])
+def test_a_period_from_a_parallel_item_of_a_list_is_withheld(period: str) -> None:
+    question = "In what year did Ann Lee become chair of the Harbor Commission?"
+    assert NumberBinding().run(question, period, [POSTS]).problem is not None
+    result = NumberBinding().run("When was Ann Lee ambassador to Chile?", period, [POSTS])
+    assert result.problem is None and result.corrected is None
+
+
+def test_a_period_is_never_corrected_to_a_single_neighbouring_year() -> None:
+    text = "Ann Lee chaired the Harbor Commission in 2005, after a term as ambassador to Chile (1998-2001)."
+    # A single year answer is corrected to the neighbouring clause's year …
+    assert NumberBinding().run("In what year did Ann Lee chair the Harbor Commission?", "1998 [1].", [text]).corrected
+    # … a period is withheld: "2005-2001" would be nonsense.
+    result = NumberBinding().run("In what year did Ann Lee chair the Harbor Commission?", "1998-2001 [1].", [text])
+    assert result.corrected is None and result.problem is not None
+
+
 @pytest.mark.parametrize(
     ("question", "text"),
     [
@@ -93,3 +110,7 @@ class TestThroughTheChecker:
         evidence = passage(ARTICLE[start : ARTICLE.index("Center.", start) + 7])
         question = "In what year did DeTrani become director of the National Counterproliferation Center?"
         assert AnswerChecker(None).run("2003 [1].", question, [evidence]).abstain_reason == "off_question"
+        # The real model's other draft for it, and for the year he joined the CIA: the envoy post's whole period.
+        assert AnswerChecker(None).run("2003-2006 [1].", question, [evidence]).abstain_reason == "off_question"
+        joined = "In what year did Joseph DeTrani join the CIA?"
+        assert AnswerChecker(None).run("2003-2006 [1].", joined, [evidence]).abstain_reason == "off_question"

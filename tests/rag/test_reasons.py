@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.checking import AnswerChecker
+from rag.checking import AnswerChecker, SupportJudge
 from rag.reasons import ReasonFinder
+from rag.testing import ScriptedGenerator
 from tests.conftest import article_passage
 from tests.conftest import passage_of as passage
 
@@ -36,6 +37,11 @@ from tests.conftest import passage_of as passage
             "If the old dam fails, the town below floods [1].",
         ),
         (
+            "Why did the league win the cup?",
+            "Training mostly with the coach's brother, the league won the cup in the final.",
+            "Training mostly with the coach's brother [1].",
+        ),
+        (
             "Why are the firms moving money abroad?",
             "The firms are moving money abroad for better returns.",
             "For better returns [1].",
@@ -58,6 +64,8 @@ def test_the_marked_reason_is_copied(question: str, text: str, reason: str) -> N
         ("Why did the mayor resign?", "Farmers sell grain at low prices, given the long drought in the north."),
         # no connective marks a reason
         ("Why is the valley at risk?", "The valley is at risk."),
+        # an opener ending in -ing that is no participle gives no means
+        ("Why did the league win the cup?", "During the long spring season, the league won the cup in the final."),
         # a purpose counts only after every word of the question: here "cash" stands for "money"
         ("Why are firms moving money abroad?", "Firms are moving cash abroad for better returns."),
     ],
@@ -121,3 +129,58 @@ def test_a_draft_restating_the_effect_gives_way_to_the_cause() -> None:
     draft = "To allow Russia to have a military outpost and naval base on the Pacific Ocean [1]."
     verdict = AnswerChecker(None).run(draft, question, [evidence])
     assert verdict.abstain_reason is None and verdict.text == "This area now includes Vladivostok [1]."
+
+
+def test_a_withheld_why_draft_gives_way_to_the_means_the_sentence_opens_with() -> None:
+    # Article gold question: "Working primarily with China, the Reagan administration succeeded in defeating the Soviets
+    # in Afghanistan …"; the opening participle is how the main clause came about.
+    evidence = article_passage("Working primarily with China", "Bagram Airfield")
+    question = "Why does the article credit China in the Soviet defeat in Afghanistan?"
+    verdict = AnswerChecker(None).run("The documents don't say.", question, [evidence])
+    assert verdict.abstain_reason is None and verdict.text == "Working primarily with China [1]."
+
+
+def test_a_draft_restating_the_main_clause_gives_way_to_the_means() -> None:
+    evidence = article_passage("Working primarily with China", "Bagram Airfield")
+    question = "Why does the article credit China in the Soviet defeat in Afghanistan?"
+    draft = "The Reagan administration succeeded in defeating the Soviets in Afghanistan [1]."
+    verdict = AnswerChecker(None).run(draft, question, [evidence])
+    assert verdict.text == "Working primarily with China [1]."
+
+
+class TestWhyAnswersComeFromTheQuestionsSentence:
+    """A "why" answer must be supported near the sentence the question paraphrases. The drafts are the real model's
+    for two article gold questions; both were shown, explaining something else."""
+
+    COMPENSATION = "Why does the author say Ukraine is owed compensation?"
+
+    def test_a_reason_from_another_paragraph_is_withheld(self) -> None:
+        settlement = article_passage("The concern is that a fair settlement", "inflict on Ukraine.")
+        empire = article_passage("Mr. Putin’s invasion of Ukraine could be", "Russian empire.")
+        draft = (
+            "Because the invasion of Ukraine could be the beginning of his effort to re-create the Russian empire [2]."
+        )
+        # The real judge said yes to it; a scripted judge (a fake generator's P(yes)) stands in for it here.
+        lenient = AnswerChecker(SupportJudge(ScriptedGenerator([0.99, 0.99])))  # type: ignore[arg-type]
+        assert lenient.run(draft, "Why could the invasion be a beginning?", [empire]).abstain_reason is None
+        verdict = lenient.run(draft, self.COMPENSATION, [settlement, empire])
+        assert verdict.abstain_reason == "off_question"
+
+    def test_a_reason_from_the_question_s_sentence_stays(self) -> None:
+        settlement = article_passage("The concern is that a fair settlement", "inflict on Ukraine.")
+        empire = article_passage("Mr. Putin’s invasion of Ukraine could be", "Russian empire.")
+        draft = "For the lives lost and the social and economic devastation Russia continues to inflict on Ukraine [1]."
+        verdict = AnswerChecker(None).run(draft, self.COMPENSATION, [settlement, empire])
+        assert verdict.abstain_reason is None
+
+    def test_the_neighbouring_sentence_counts_as_near(self) -> None:
+        interest = article_passage("Mr. Putin’s invasion of Ukraine could be", "will be profound.")
+        question = "Why does the author think a close alliance with Russia is not in China's interest?"
+        draft = "Because the impact on China’s economy and international credibility will be profound [1]."
+        verdict = AnswerChecker(None).run(draft, question, [interest])
+        assert verdict.abstain_reason is None
+
+    def test_no_window_when_no_sentence_paraphrases_the_question(self) -> None:
+        empire = article_passage("Mr. Putin’s invasion of Ukraine could be", "Russian empire.")
+        assert ReasonFinder().topic_windows("Why is the sky blue over the harbour?", [empire]) == []
+        assert ReasonFinder().topic_windows("What is owed to Ukraine?", [empire]) == []
