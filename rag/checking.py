@@ -21,6 +21,7 @@ from rag.citations import check_citations
 from rag.focus import QuestionFocus
 from rag.generators import Generator
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
+from rag.growth import GrowthBase
 from rag.implied_numbers import ImpliedNumbers
 from rag.number_binding import NumberBinding
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
@@ -99,6 +100,7 @@ class AnswerChecker:
         self.implied = ImpliedNumbers()
         self.reasons = ReasonFinder()
         self.rates = RateConversion()
+        self.growth = GrowthBase()
         self.focus = QuestionFocus()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
@@ -144,7 +146,10 @@ class AnswerChecker:
                 calculations = find_calculations(reply)
             else:
                 # "$300 million" for "how much per year?" over "$300 million monthly": converted by the calendar.
-                conversion = self.rates.run(question, reply, cited_texts, cites)
+                # "$240 billion" for 2021's trade over "$240 billion in 2023, an increase of 64% since 2021": computed.
+                conversion = self.rates.run(question, reply, cited_texts, cites) or self.growth.run(
+                    question, reply, cited_texts, cites
+                )
                 reply = conversion.text if conversion else reply
         if calculations:
             quoted = set().union(*(terms(p.text)[1] for p in passages)) | (span.numbers if span else set())
