@@ -23,6 +23,8 @@ from rag.stopwords import FUNCTION_WORDS
 
 _CITES = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _COUNT_QUESTION = re.compile(r"\bhow\s+many\b", re.IGNORECASE)
+# The noun a "how many" question counts, as one of the first two words after it ("how many 19th-century treaties").
+_COUNTED_NOUN = re.compile(r"\bhow\s+many\s+([A-Za-z0-9-]+)(?:\s+([A-Za-z]+))?", re.IGNORECASE)
 _DIFFERENCE_QUESTION = re.compile(
     r"\bby\s+how\s+(?:many|much)\b|\bhow\s+(?:many|much)\s+(?:more|less|fewer|higher|lower|larger|smaller|bigger)\b"
     r"|\b(?:exceed|difference|gap)\b",
@@ -53,6 +55,9 @@ _ITEM_STOP = FUNCTION_WORDS | frozenset([
     "during", "after", "before", "about", "said", "says",
 ])
 # fmt: on
+# The largest count a model is taken to have counted itself (a list of items), not copied.
+MAX_COUNTED = 12
+_PERCENT = re.compile(r"%|\bper\s?cent\b|\bpercent\b", re.IGNORECASE)
 # How many words either side of a list count as "next to" it.
 _NEAR = 4
 
@@ -124,6 +129,49 @@ class ImpliedNumbers:
             if any(str(found.items) == count and found.around & question_words for found in lists(sentence)):
                 return count
         return None
+
+    def corrected_count(self, question: str, answer: str, sources: Sequence[str]) -> tuple[str, int] | None:
+        """A miscounted "how many" draft ("3" where the cited sentence lists two countries) replaced by the one count
+        the sources show, with the index of the source showing it. Only a draft that is itself a small count
+        (2 to `MAX_COUNTED`) that no source states is replaced: the model tried to count. A figure ("1,000", "30%",
+        "millions") is left to the other checks, and so is a difference ("by how many").
+        """
+        if not _COUNT_QUESTION.search(question) or _DIFFERENCE_QUESTION.search(question):
+            return None
+        drafted = _single_number(answer, question)
+        if drafted is None or not drafted.isdigit() or not 2 <= int(drafted) <= MAX_COUNTED:
+            return None
+        if _PERCENT.search(CITATION_MARKS.sub(" ", answer)) or any(drafted in terms(s)[1] for s in sources):
+            return None
+        if self.count_supported(question, answer, sources) is not None:
+            return None
+        return self.count_shown(question, sources)
+
+    def count_shown(self, question: str, sources: Sequence[str]) -> tuple[str, int] | None:
+        """For a "how many" question: the one count the sources show for it (a list of that many items next to the
+        question's words, the counted noun named that many times or ranked that high) and the index of the source
+        showing it; None when they show none, or different counts (which one is meant cannot be told)."""
+        asked = _COUNTED_NOUN.search(question)
+        if asked is None:
+            return None
+        question_words = terms(question)[0]
+        nouns = {stem(w) for w in asked.groups() if w} & question_words
+        shown: dict[str, int] = {}
+        for index, source in enumerate(sources):
+            for sentence in sentences(source):
+                # Two of the question's words beside the list, not one: "That March, Chinese and Soviet forces" is no
+                # answer to "how many Chinese troops".
+                counts = {str(found.items) for found in lists(sentence) if len(found.around & question_words) >= 2}
+                named = [stem(w) for w in _WORD.findall(sentence)]
+                counts |= {str(named.count(noun)) for noun in nouns if named.count(noun) >= 2}
+                counts |= {
+                    _ORDINALS[m.group(1).lower()]
+                    for m in _ORDINAL.finditer(sentence)
+                    if {stem(w) for w in m.groups()[1:] if w} & nouns
+                }
+                for count in counts:
+                    shown.setdefault(count, index)
+        return next(iter(shown.items())) if len(shown) == 1 else None
 
     def difference(self, question: str, answer: str, sources: Sequence[str], cites: str) -> str | None:
         """The answer rewritten as the calculation that gives it ("20 percentage points: 90 - 70 = 20 [1]."), when

@@ -9,6 +9,7 @@ import pytest
 from rag.checking import AnswerChecker
 from rag.implied_numbers import ImpliedNumbers, lists
 from tests.conftest import ARTICLE as ARTICLE_PATH
+from tests.conftest import article_passage
 from tests.conftest import passage_of as passage
 
 ARTICLE = ARTICLE_PATH.read_text(encoding="utf-8")
@@ -56,6 +57,54 @@ class TestCounts:
         assert ImpliedNumbers().count_supported("Which meeting was it?", "2 [1].", [text]) is None
 
 
+class TestMiscounts:
+    GRANT = "The school grant covers books, laptops, printers and desks."
+
+    @pytest.mark.parametrize("draft", ["3 [1].", "Five [1]."])
+    def test_a_miscount_is_replaced_by_the_count_the_text_shows(self, draft: str) -> None:
+        question = "How many items does the school grant cover?"
+        assert ImpliedNumbers().corrected_count(question, draft, [self.GRANT]) == ("4", 0)
+
+    @pytest.mark.parametrize(
+        ("question", "draft"),
+        [
+            ("How many items does the school grant cover?", "4 [1]."),  # right already
+            ("How many items does the school grant cover?", "1,000 [1]."),  # a figure, not a count
+            ("How many items does the school grant cover?", "Millions [1]."),  # no number to correct
+            ("How many items does the school grant cover?", "30% [1]."),
+            ("By how many items does the grant exceed the last one?", "3 [1]."),  # a difference
+            ("How many teachers does the school have?", "3 [1]."),  # the list is not next to the question's words
+        ],
+    )
+    def test_other_drafts_are_left_to_the_other_checks(self, question: str, draft: str) -> None:
+        assert ImpliedNumbers().corrected_count(question, draft, [self.GRANT]) is None
+
+    def test_a_stated_figure_is_never_recounted(self) -> None:
+        text = "The school has 3 teachers, and the school grant covers books, laptops, printers and desks."
+        assert ImpliedNumbers().corrected_count("How many items does the school grant cover?", "3 [1].", [text]) is None
+
+    def test_different_counts_are_ambiguous(self) -> None:
+        text = self.GRANT + " The school grant also covers paint and glue."
+        assert ImpliedNumbers().count_shown("How many items does the school grant cover?", [text]) is None
+
+    @pytest.mark.parametrize(
+        ("question", "first", "last"),
+        [
+            # The real model's drafts for two article gold questions, both "3"; the article shows two.
+            (
+                "How many countries does the article say declared independence as the Cold War ended?",
+                "On Dec. 25",
+                "states.",
+            ),
+            ("How many 19th-century treaties does the article name?", "China’s fraught relationship", "Pacific Ocean."),
+        ],
+    )
+    def test_the_article_s_miscounts_are_shown_corrected(self, question: str, first: str, last: str) -> None:
+        evidence = article_passage(first, last)
+        verdict = AnswerChecker(None).run("3 [1].", question, [evidence])
+        assert verdict.abstain_reason is None and verdict.text == "2 [1]."
+
+
 class TestDifferences:
     text = "About 40% of the wheat and 85% of the barley come from Canada, and 60% of the oats."
 
@@ -97,7 +146,7 @@ class TestThroughTheChecker:
                 "2 [1].",
                 True,
             ),
-            # Ukraine and Belarus: the model counted four.
+            # Ukraine and Belarus: the model counted four, which is not shown (it is corrected to two, `TestMiscounts`).
             (
                 "How many countries does the article say declared independence as the Cold War ended?",
                 "This ended the Cold War",
@@ -108,4 +157,4 @@ class TestThroughTheChecker:
     )
     def test_counts(self, question: str, start: str, reply: str, shown: bool) -> None:
         verdict = AnswerChecker(None).run(reply, question, [passage(sentence_of(start))])
-        assert (verdict.abstain_reason is None) is shown, verdict
+        assert (verdict.abstain_reason is None and verdict.text == reply) is shown, verdict
