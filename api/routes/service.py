@@ -15,7 +15,8 @@ from api.state import State
 from rag.settings import PROJECT_ROOT
 
 WEB_DIR = PROJECT_ROOT / "web"
-router = APIRouter(tags=["service"], responses=ERROR_RESPONSES)
+# No parameters and no body to validate: of the common errors only the body size limit applies (a 422 never comes).
+router = APIRouter(tags=["service"], responses={413: ERROR_RESPONSES[413]})
 page_router = APIRouter(include_in_schema=False)
 
 

@@ -190,6 +190,12 @@ class TestHealthAndDocs:
         assert "HTTPValidationError" not in spec["components"]["schemas"]
         assert spec["components"]["schemas"]["AskRequest"]["properties"]["question"]["description"]
 
+    def test_health_documents_no_validation_error_it_cannot_send(self, client: httpx.Client) -> None:
+        # It takes no parameters and no body: a 422 never comes, so the schema does not promise one.
+        responses = client.get("/openapi.json").json()["paths"]["/api/health"]["get"]["responses"]
+        assert "422" not in responses and {"200", "413"} <= set(responses)
+        assert client.get("/api/health", params={"unexpected": "x"}).status_code == 200
+
     def test_favicon(self, client: httpx.Client) -> None:
         icon = client.get("/favicon.ico")
         assert icon.status_code == 200
