@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -106,6 +107,53 @@ def yes_share(candidates: dict[str, float]) -> float | None:
     return yes / (yes + no) if yes + no > 0 else None
 
 
+class _KeepStreams:
+    """Stands in for llama-cpp-python's `suppress_stdout_stderr`: leaves file descriptors 1 and 2 alone."""
+
+    def __init__(self, disable: bool = True) -> None:
+        self.disable = disable
+
+    def __enter__(self) -> _KeepStreams:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+# ggml's log levels as the compiled llama.cpp numbers them (llama-cpp-python's own callback still uses an older
+# numbering, in which a warning reads as an error and is printed).
+_GGML_LOG_ERROR = 4
+_LLAMA_CPP_LOG = logging.getLogger("llama.cpp")
+_log_callback: Any = None  # the ctypes callback must outlive every call llama.cpp makes to it
+
+
+def _quiet_llama_cpp() -> None:
+    """Keep llama.cpp's messages out of the terminal without touching stdout and stderr.
+
+    With `verbose=False` llama-cpp-python silences llama.cpp by dup2-ing /dev/null over file descriptors 1 and 2 for
+    the whole model load: process-wide, so whatever another thread writes meanwhile is lost. A Ctrl-C in `rag chat`
+    during the first question's model load lost "Answer cancelled." and the next prompt this way (the chat looked
+    hung), and a server's log lines at start-up went the same way. So the redirection is replaced with a no-op, and
+    llama.cpp's messages go to the `llama.cpp` logger instead: errors as errors, the rest as debug."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    for module in (llama_cpp.llama, llama_cpp._internals):
+        setattr(module, "suppress_stdout_stderr", _KeepStreams)  # noqa: B010 - a library module's global
+
+    def log(level: int, text: bytes, user_data: Any) -> None:
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            _LLAMA_CPP_LOG.log(logging.ERROR if level == _GGML_LOG_ERROR else logging.DEBUG, "%s", message)
+
+    _log_callback = llama_cpp.llama_log_callback(log)
+    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
 @dataclass(frozen=True)
 class _ContextState:
     """What one llama.cpp context held after a call: its serialised state (KV cache of the tokens it has
@@ -165,6 +213,7 @@ class LlamaCppGenerator(Generator):
             if self._llama is None:
                 from llama_cpp import Llama
 
+                _quiet_llama_cpp()
                 path = self._resolve_path()
                 llama = Llama(
                     model_path=str(path),
