@@ -15,9 +15,8 @@ import re
 from collections.abc import Sequence
 
 from rag.answer_fit import CITATION_MARKS
-from rag.rates import Conversion, scaled
+from rag.rates import SCALES, Conversion, scaled
 
-_SCALES = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _AMOUNT = re.compile(
     r"(?P<currency>[$€£])(?P<number>\d[\d,]*(?:\.\d+)?)(?:\s+(?P<scale>thousand|million|billion|trillion))?",
     re.IGNORECASE,
@@ -59,7 +58,7 @@ class GrowthBase:
             return None
         growth = stated[0]
         later_year, base_year = growth.group("year"), growth.group("base")
-        later = float(growth.group("number").replace(",", "")) * _SCALES[(growth.group("scale") or "").lower()]
+        later = float(growth.group("number").replace(",", "")) * SCALES[(growth.group("scale") or "").lower()]
         percent = growth.group("percent")
         falls = (growth.group("change") or growth.group("direction") or "").lower() in _FALLS
         sign = "-" if falls else "+"

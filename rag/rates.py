@@ -18,7 +18,7 @@ from rag.answer_fit import CITATION_MARKS, PERIOD_NAMES, periods
 # Days in each period; a month is a twelfth of a year, so month ↔ year converts by exactly 12.
 _DAYS = {"day": 1.0, "week": 7.0, "month": 365.0 / 12.0, "year": 365.0}
 _PERIOD = r"(?:(?:a|per|each|every)\s+(?P<per>day|week|month|year)\b|(?P<ly>daily|weekly|monthly|yearly|annually)\b)"
-_SCALES = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+SCALES = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _AMOUNT = re.compile(
     r"(?P<currency>[$€£])?(?P<number>\d[\d,]*(?:\.\d+)?)(?:\s+(?P<scale>thousand|million|billion|trillion))?",
     re.IGNORECASE,
@@ -68,7 +68,7 @@ class RateConversion:
         if {wanted, period} == {"day", "month"}:
             return None  # months differ in length: no exact ratio
         factor = _DAYS[wanted] / _DAYS[period]
-        value = float(figure.group("number").replace(",", "")) * _SCALES[scale.lower()] * factor
+        value = float(figure.group("number").replace(",", "")) * SCALES[scale.lower()] * factor
         quoted = f"{currency}{figure.group('number')}{' ' + scale if scale else ''}{noun}"
         # A larger period multiplies ("× 12"), a smaller one divides ("÷ 7"): the factor shown is always ≥ 1.
         operator, shown_factor = ("×", _plain(factor)) if factor >= 1 else ("÷", _plain(1 / factor))
