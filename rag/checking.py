@@ -177,21 +177,17 @@ class AnswerChecker:
                 return self._withheld("off_question", 0.15)
             if binding.corrected is not None:
                 checked = check_citations(binding.corrected, list(passages))
-            recounted = recount(question, checked.text, cited)
-            if recounted is not None:
-                # "42 divisions" for "how many troops?" beside "more than 1 million troops": the troops' figure.
-                phrase, source = recounted
+            # "42 divisions" for "how many troops?" beside "more than 1 million troops": the troops' figure; "3" for
+            # the countries the cited sentence lists as "Ukraine and Belarus": the count it shows.
+            counted = recount(question, checked.text, cited) or self.implied.corrected_count(
+                question, checked.text, cited
+            )
+            if counted is not None:
+                phrase, source = counted
                 checked = check_citations(
                     f"{phrase[0].upper()}{phrase[1:]} [{cited_numbers[source] + 1}].", list(passages)
                 )
                 cited = [passages[cited_numbers[source]].text]
-            else:
-                counted = self.implied.corrected_count(question, checked.text, cited)
-                if counted is not None:
-                    # "3" for the countries the cited sentence lists as "Ukraine and Belarus": the count it shows.
-                    number, source = counted
-                    checked = check_citations(f"{number} [{cited_numbers[source] + 1}].", list(passages))
-                    cited = [passages[cited_numbers[source]].text]
         if self.fit.problem(question, checked.text, derived, cited) is not None:
             return self._withheld("off_question", 0.15)
         if not derived and not span:

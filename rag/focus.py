@@ -50,9 +50,9 @@ class QuestionFocus:
         text = CITATION_MARKS.sub(" ", answer)
         if len(text.split()) > MAX_ANSWER_WORDS:
             return None
-        question_words = terms(question)[0]
+        question_words, question_numbers = terms(question)
         answer_words, answer_numbers = terms(text)
-        new_terms = (answer_words - question_words) | (answer_numbers - terms(question)[1])
+        new_terms = (answer_words - question_words) | (answer_numbers - question_numbers)
         if not question_words or not new_terms:
             return None
         stating = 0.0

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from index.sentences import sentence_spans
+from index.sentences import Span, sentence_spans
 from rag.grounding import terms
 from rag.types import Passage
 
@@ -109,25 +109,13 @@ class ReasonFinder:
 
     def run(self, question: str, passages: Sequence[Passage]) -> Reason | None:
         """The reason as an answer ("Given the array of sanctions imposed on Russia [1]."), or None."""
-        if not _WHY.search(question):
+        wanted, matches = _paraphrasing_sentences(question, passages)
+        if not matches:
             return None
-        wanted = terms(question)[0] - _QUESTION_FRAME
-        if not wanted:
-            return None
-        best: tuple[float, int, int] | None = None  # share, passage, sentence
-        for index, passage in enumerate(passages):
-            if passage.retriever == "document":
-                continue
-            for number, span in enumerate(sentence_spans(passage.text)):
-                share = len(wanted & terms(passage.text[span.start : span.end])[0]) / len(wanted)
-                if share >= MIN_MATCH and (best is None or share > best[0]):
-                    best = (share, index, number)
-        if best is None:
-            return None
-        share, index, number = best
-        spans = sentence_spans(passages[index].text)
-        sentences = [passages[index].text[s.start : s.end] for s in spans]
-        found = self._reason(sentences, number, wanted, share == 1.0)
+        best = max(matches, key=lambda match: match.share)  # the first of the best, in passage order
+        index, text = best.passage, passages[best.passage].text
+        sentences = [text[s.start : s.end] for s in best.spans]
+        found = self._reason(sentences, best.sentence, wanted, best.share == 1.0)
         if found is None:
             return None
         reason, explicit, effect = found
@@ -138,23 +126,18 @@ class ReasonFinder:
         """Where a "why" question's answer must come from: the document ranges (start, end) of the sentences that
         paraphrase it best (at least `MIN_MATCH` of its words), each with `window` sentences either side. Empty
         when no sentence matches that well (the question is then paraphrased too freely to tell)."""
-        if not _WHY.search(question):
-            return []
-        wanted = terms(question)[0] - _QUESTION_FRAME
-        if not wanted:
-            return []
-        scored: list[tuple[float, tuple[int, int]]] = []
-        for passage in passages:
-            if passage.retriever == "document":
-                continue
-            spans = sentence_spans(passage.text)
-            for number, span in enumerate(spans):
-                share = len(wanted & terms(passage.text[span.start : span.end])[0]) / len(wanted)
-                if share >= MIN_MATCH:
-                    first, last = spans[max(0, number - window)], spans[min(len(spans) - 1, number + window)]
-                    scored.append((share, (passage.start + first.start, passage.start + last.end)))
-        best = max((share for share, _ in scored), default=0.0)
-        return [where for share, where in scored if share == best]
+        matches = _paraphrasing_sentences(question, passages)[1]
+        best = max((match.share for match in matches), default=0.0)
+        windows = []
+        for match in matches:
+            if match.share == best:
+                spans, start = match.spans, passages[match.passage].start
+                first, last = (
+                    spans[max(0, match.sentence - window)],
+                    spans[min(len(spans) - 1, match.sentence + window)],
+                )
+                windows.append((start + first.start, start + last.end))
+        return windows
 
     @staticmethod
     def _reason(sentences: Sequence[str], number: int, wanted: set[str], whole: bool) -> tuple[str, bool, str] | None:
@@ -192,6 +175,37 @@ class ReasonFinder:
             if says_more(earlier):
                 return earlier, False, sentence
         return None
+
+
+@dataclass(frozen=True)
+class _Paraphrase:
+    """A passage sentence holding at least `MIN_MATCH` of a "why" question's words."""
+
+    share: float
+    passage: int  # 0-based
+    sentence: int  # its number among the passage's sentences
+    spans: list[Span]  # every sentence of the passage, in passage offsets
+
+
+def _paraphrasing_sentences(question: str, passages: Sequence[Passage]) -> tuple[set[str], list[_Paraphrase]]:
+    """The "why" question's own words (its frame left out) and, in passage order, the sentences that match at least
+    `MIN_MATCH` of them; nothing for another kind of question. The header passage is never one of them: it names
+    the title's words whatever the question."""
+    if not _WHY.search(question):
+        return set(), []
+    wanted = terms(question)[0] - _QUESTION_FRAME
+    if not wanted:
+        return wanted, []
+    found = []
+    for index, passage in enumerate(passages):
+        if passage.retriever == "document":
+            continue
+        spans = sentence_spans(passage.text)
+        for number, span in enumerate(spans):
+            share = len(wanted & terms(passage.text[span.start : span.end])[0]) / len(wanted)
+            if share >= MIN_MATCH:
+                found.append(_Paraphrase(share, index, number, spans))
+    return wanted, found
 
 
 def _after_last_word(sentence: str, wanted: set[str]) -> int:
