@@ -323,7 +323,7 @@ class HealthResponse(BaseModel):
                     "passages": 22,
                     "generator": "LlamaCppGenerator",
                     "model": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-                    "embedder": "all-MiniLM-L6-v2 (onnx-int8)",
+                    "embedder": "all-MiniLM-L6-v2 (openvino)",
                     "changes_allowed": False,
                     "replica": "host-1:4242",
                 }

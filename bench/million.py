@@ -88,7 +88,7 @@ def real_vectors(count: int) -> np.ndarray:
     if len(texts) < count:
         sys.exit(f"error: only {len(texts)} docstring sentences found, {count} needed")
     settings = Settings()
-    embedder = make_embedder(settings.embedder_backend, settings.embed_threads, 64)
+    embedder = make_embedder(settings.embedder_backend, settings.embed_threads, 64, settings.model_cache_dir)
     more = embedder.embed(texts[len(done) :], show_progress=True).astype(np.float32)
     vectors = np.vstack([done, more]) if len(done) else more
     WORK.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,12 @@ def make_chunker(spec: IndexSpec) -> TokenChunker:
 
 def make_spec_embedder(spec: IndexSpec) -> Embedder:
     """A new embedder with the spec's backend, thread count and batch size (its model loads on first use)."""
-    return make_embedder(spec.embedder_backend, threads=spec.embed_threads, batch_size=spec.embed_batch_size)
+    return make_embedder(
+        spec.embedder_backend,
+        threads=spec.embed_threads,
+        batch_size=spec.embed_batch_size,
+        cache_dir=spec.model_cache_dir,
+    )
 
 
 def new_index(spec: IndexSpec, embedder: Embedder | None = None) -> PassageIndex:

@@ -7,11 +7,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+
+# Where models packaged on PyPI are assembled or converted once (the GGUF, the embedder's OpenVINO form).
+DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "rag-chatbot"
 
 
 class EmbedderBackend(StrEnum):
-    """How all-MiniLM-L6-v2 is run: both produce the same vectors (cosine ≥ 0.999)."""
+    """How all-MiniLM-L6-v2 is run: all produce the same rankings (vectors within cosine 0.999 of torch's)."""
 
+    OPENVINO = "openvino"
     ONNX_INT8 = "onnx-int8"
     TORCH = "torch"
 
@@ -75,12 +80,14 @@ class IndexSpec:
     """Everything that decides what the index contains; recorded in the manifest."""
 
     embedder_model: str = "all-MiniLM-L6-v2"
-    embedder_backend: EmbedderBackend = EmbedderBackend.ONNX_INT8
+    embedder_backend: EmbedderBackend = EmbedderBackend.OPENVINO
     chunk_size: int = 64
     chunk_overlap: int = 16
     chunk_unit: ChunkUnit = ChunkUnit.TOKENS
     embed_batch_size: int = 32
     embed_threads: int = 2
+    # Where the OpenVINO embedder keeps its converted model (not part of what the index contains).
+    model_cache_dir: Path = DEFAULT_MODEL_CACHE
     # How the FAISS store indexes vectors (index/vector_layout.py): exact up to this many passages, an approximate
     # index above (HNSW searching `hnsw_ef_search` candidates, or IVF probing `ivf_nprobe` clusters).
     exact_search_max: int = 50_000

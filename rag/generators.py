@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import math
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from typing_extensions import override
 
 from index.errors import UserError
 from rag.model_files import QWEN_15B, assemble, check_metadata
@@ -94,6 +97,11 @@ class Generator(ABC):
         """The prompt's size as the model would read it now; None when the generator cannot tell (a server)."""
         return None
 
+    def warm_prefix(self, messages: list[ChatMessage]) -> None:
+        """Have the fixed part of prompts like `messages` (their system prompt and worked examples) decoded now, so
+        that the next such call decodes only what differs. Generators that keep no decoded state ignore it."""
+        self.complete(messages, max_tokens=1)
+
     def yes_probability(self, messages: list[ChatMessage]) -> float:
         """P("yes") for a yes/no question, from one forward pass. Generators without log-probabilities
         answer 1.0 or 0.0 from the sampled word."""
@@ -124,6 +132,7 @@ class _KeepStreams:
 # numbering, in which a warning reads as an error and is printed).
 _GGML_LOG_ERROR = 4
 _LLAMA_CPP_LOG = logging.getLogger("llama.cpp")
+logger = logging.getLogger(__name__)
 _log_callback: Any = None  # the ctypes callback must outlive every call llama.cpp makes to it
 
 
@@ -175,6 +184,7 @@ class LlamaCppGenerator(Generator):
     """
 
     MAX_CONTEXTS = 3
+    SAVED_PREFIXES = 4  # prompt-prefix states kept in the cache directory, most recent first
 
     def __init__(self, model_path: Path | None, cache_dir: Path, threads: int, context: int) -> None:
         self._explicit_path = model_path
@@ -315,6 +325,72 @@ class LlamaCppGenerator(Generator):
                 return yes / (yes + no)
         content = (result["choices"][0]["message"].get("content") or "").strip().lower()
         return 1.0 if content.startswith("yes") else 0.0
+
+    @override
+    def warm_prefix(self, messages: list[ChatMessage]) -> None:
+        """Decode the prefix as the base class does, then save the context's state in the cache directory; a later
+        start with the same model, context size, llama.cpp and prefix loads that file instead (~20 MB read against
+        ~500 tokens decoded). A saved state that does not load is removed and the prefix decoded again."""
+        kind = self._prefix_key(messages)
+        saved = self._prefix_file(kind)
+        if saved.is_file():
+            try:
+                self._load_prefix(kind, saved)
+                return
+            except (OSError, ValueError, KeyError, GeneratorError) as error:
+                logger.warning("decoding the prompt prefix again: its saved state %s did not load (%s)", saved, error)
+                saved.unlink(missing_ok=True)
+        self.complete(messages, max_tokens=1)
+        try:
+            self._save_prefix(kind, saved)
+        except OSError as error:  # a read-only or full cache only costs the next start its warm-up
+            logger.warning("could not save the prompt prefix's state to %s: %s", saved, error)
+
+    def _prefix_file(self, kind: str) -> Path:
+        import llama_cpp
+
+        self._model()  # resolves self.path
+        assert self.path is not None
+        identity = json.dumps(
+            [self.path.name, self.path.stat().st_size, self._context, llama_cpp.__version__, kind]
+        ).encode("utf-8")
+        return self._cache_dir / f"prefix-{hashlib.sha256(identity).hexdigest()[:24]}.npz"
+
+    def _load_prefix(self, kind: str, saved: Path) -> None:
+        with np.load(saved, allow_pickle=False) as stored:
+            state = _ContextState(stored["state"].tobytes(), stored["tokens"].astype(np.intc))
+        with self._decode_lock:
+            llama = self._model()
+            if len(state.tokens) > llama.n_ctx():
+                raise ValueError(f"{len(state.tokens)} tokens do not fit a {llama.n_ctx()}-token context")
+            self._set_aside[kind] = state
+            try:
+                self._context_for(kind)  # restores it now: a state that does not fit fails here, not in a question
+            except GeneratorError:
+                self._held_kind = None
+                llama.n_tokens = 0
+                raise
+
+    def _save_prefix(self, kind: str, saved: Path) -> None:
+        import llama_cpp
+
+        with self._decode_lock:
+            llama = self._context_for(kind)
+            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
+            tokens = llama.input_ids[: llama.n_tokens].copy()
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        staging = saved.with_name(f".{saved.stem}.{os.getpid()}.npz")
+        try:
+            np.savez(staging, state=np.frombuffer(buffer, dtype=np.uint8, count=written), tokens=tokens)
+            staging.replace(saved)
+        finally:
+            staging.unlink(missing_ok=True)
+        # Each prompt change leaves a ~20 MB file behind: keep the most recent few.
+        kept = sorted(saved.parent.glob("prefix-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in kept[self.SAVED_PREFIXES :]:
+            stale.unlink(missing_ok=True)
 
     def _answer_token_ids(self, llama: Any) -> tuple[list[int], list[int]]:
         """First-token ids of the spellings of "yes" and "no" a reply can start with."""

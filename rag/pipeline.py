@@ -171,7 +171,7 @@ class Pipeline:
         """Decode the answer prompt's fixed part (rules and worked examples, ~500 tokens: ~13 s on two cores) now,
         so that the first question is as fast as later ones. Servers run this in the background after start-up: a
         question that arrives meanwhile waits for the model, as it would have had to decode the same prefix."""
-        self.generator.complete(answer_messages([], "warm up"), max_tokens=1)
+        self.generator.warm_prefix(answer_messages([], "warm up"))
 
     def warm_prompts_in_background(self) -> threading.Thread:
         """`warm_prompts` on a daemon thread; a failure is logged (the first question reports it to the user)."""

@@ -174,7 +174,7 @@ class TestIndexCommands:
         ids = [document["doc_id"] for document in manifest["documents"]]
         narrow = rag("index", "info", index_dir=index_dir, COLUMNS="30")
         assert narrow.returncode == 0, narrow.stderr
-        assert "all-MiniLM-L6-v2 (onnx-int8" in narrow.stdout
+        assert "all-MiniLM-L6-v2 (openvino" in narrow.stdout
         lines = [line.strip() for line in narrow.stdout.splitlines()]
         for doc_id in ids:
             assert len(doc_id) > 30 and doc_id in lines  # whole, on its own line, though wider than the terminal

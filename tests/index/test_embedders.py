@@ -20,21 +20,26 @@ QUESTIONS = [
 
 
 class TestEmbedderBackends:
-    """The int8 ONNX build must rank the article's passages exactly as sentence-transformers does."""
+    """Every faster backend must rank the article's passages exactly as sentence-transformers does."""
 
-    def test_int8_onnx_matches_torch_rankings_on_the_article(self, article_text: str) -> None:
+    @pytest.mark.parametrize(
+        ("backend", "min_cosine"), [(EmbedderBackend.ONNX_INT8, 0.995), (EmbedderBackend.OPENVINO, 0.9995)]
+    )
+    def test_backend_matches_torch_rankings_on_the_article(
+        self, article_text: str, backend: EmbedderBackend, min_cosine: float
+    ) -> None:
         chunks = make_chunker(IndexSpec()).split(Document("a", "t", "s", article_text))
         texts = [c.text for c in chunks]
         torch_backend = make_embedder(EmbedderBackend.TORCH)
-        onnx_backend = make_embedder(EmbedderBackend.ONNX_INT8)
-        passages_torch, passages_onnx = torch_backend.embed(texts), onnx_backend.embed(texts)
-        cosines = (passages_torch * passages_onnx).sum(axis=1)
-        assert cosines.min() > 0.995
+        fast_backend = make_embedder(backend)
+        passages_torch, passages_fast = torch_backend.embed(texts), fast_backend.embed(texts)
+        cosines = (passages_torch * passages_fast).sum(axis=1)
+        assert cosines.min() > min_cosine
         for question in QUESTIONS:
             top_torch = np.argsort(-(passages_torch @ torch_backend.embed_query(question)))[:3]
-            top_onnx = np.argsort(-(passages_onnx @ onnx_backend.embed_query(question)))[:3]
-            assert top_torch[0] == top_onnx[0], question
-            assert set(top_torch) == set(top_onnx), question
+            top_fast = np.argsort(-(passages_fast @ fast_backend.embed_query(question)))[:3]
+            assert top_torch[0] == top_fast[0], question
+            assert set(top_torch) == set(top_fast), question
 
     @pytest.mark.parametrize("backend", list(EmbedderBackend))
     def test_vectors_are_normalised_and_batching_keeps_order(self, backend: EmbedderBackend) -> None:
@@ -46,5 +51,5 @@ class TestEmbedderBackends:
         assert np.allclose(together, alone, atol=2e-3)
 
     def test_unknown_backend_lists_valid_values(self) -> None:
-        with pytest.raises(ValueError, match="onnx-int8, torch"):
+        with pytest.raises(ValueError, match="openvino, onnx-int8, torch"):
             make_embedder("gpu-magic")

@@ -31,7 +31,7 @@ class TestPassageIndex:
         manifest = json.loads((settings.index_dir / "manifest.json").read_text())
         assert manifest["embedder"] == {
             "model": "all-MiniLM-L6-v2",
-            "backend": "onnx-int8",
+            "backend": "openvino",
             "dimension": 384,
             "normalized": True,
         }
