@@ -119,6 +119,28 @@ def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> 
     ]
 
 
+def against_torch(
+    what: str,
+    values: dict[EmbedderBackend, float],
+    default: EmbedderBackend,
+    figure: str,
+    notes: dict[EmbedderBackend, str],
+) -> list[tuple[str, str, str, str]]:
+    """One table row per embedder backend, its value as a ratio to torch's (the baseline, measured in the same run)."""
+    rows = []
+    for backend, value in values.items():
+        baseline = backend is EmbedderBackend.TORCH
+        rows.append(
+            (
+                f"{what} {backend.value}" + (" (default)" if backend is default else ""),
+                figure.format(value),
+                "1.00×" if baseline else f"{value / values[EmbedderBackend.TORCH]:.2f}× torch",
+                "; ".join(part for part in ("baseline" if baseline else "", notes.get(backend, "")) if part),
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="Smaller corpus and fewer questions.")
@@ -150,17 +172,10 @@ def main() -> None:
     torch_embedder = embedders[EmbedderBackend.TORCH]
     generator = make_generator(settings)
     load_llm = timed(generator.warm_up)
-    for backend, seconds in loads.items():
-        baseline = backend is EmbedderBackend.TORCH
-        rows.append(
-            (
-                f"load: embedder {backend.value}" + (" (default)" if backend is settings.embedder_backend else ""),
-                f"{seconds:.2f} s",
-                "1.00×" if baseline else f"{seconds / loads[EmbedderBackend.TORCH]:.2f}× torch",
-                "baseline (sentence-transformers)" if baseline else "",
-            )
-        )
-        figures[f"load_{backend.value}_s"] = seconds
+    rows += against_torch(
+        "load: embedder", loads, settings.embedder_backend, "{:.2f} s", {EmbedderBackend.TORCH: "sentence-transformers"}
+    )
+    figures |= {f"load_{backend.value}_s": seconds for backend, seconds in loads.items()}
     rows.append(("load: generator Qwen2.5-Coder-1.5B Q4_K_M", f"{load_llm:.2f} s", "", "after the one-time assembly"))
     figures["load_llm_s"] = load_llm
 
@@ -178,17 +193,17 @@ def main() -> None:
             build_seconds = timed(partial(index.add, documents))
             passages = len(index.chunks())
             rates[backend] = passages / build_seconds
-        for backend, rate in rates.items():
-            baseline = backend is EmbedderBackend.TORCH
-            rows.append(
-                (
-                    f"build {label}: {backend.value}" + (" (default)" if backend is settings.embedder_backend else ""),
-                    f"{rate:.0f} passages/s",
-                    "1.00×" if baseline else f"{rate / rates[EmbedderBackend.TORCH]:.2f}× torch",
-                    f"baseline; {passages} passages" if baseline else f"{passages / rate:.1f} s",
-                )
-            )
-            figures[f"build_{label.split()[0]}_{backend.value}_passages_per_s"] = rate
+        rows += against_torch(
+            f"build {label}:",
+            rates,
+            settings.embedder_backend,
+            "{:.0f} passages/s",
+            {
+                b: f"{passages} passages" if b is EmbedderBackend.TORCH else f"{passages / r:.1f} s"
+                for b, r in rates.items()
+            },
+        )
+        figures |= {f"build_{label.split()[0]}_{b.value}_passages_per_s": rate for b, rate in rates.items()}
 
     # ---- retrieval latency ------------------------------------------------------------------------------
     items = load_gold(ARTICLE_GOLD)

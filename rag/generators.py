@@ -99,7 +99,8 @@ class Generator(ABC):
 
     def warm_prefix(self, messages: list[ChatMessage]) -> None:
         """Have the fixed part of prompts like `messages` (their system prompt and worked examples) decoded now, so
-        that the next such call decodes only what differs. Generators that keep no decoded state ignore it."""
+        that the next such call decodes only what differs. This base makes a one-token call with them; whether a server
+        keeps what it decoded is up to its own prompt cache."""
         self.complete(messages, max_tokens=1)
 
     def yes_probability(self, messages: list[ChatMessage]) -> float:
@@ -248,12 +249,7 @@ class LlamaCppGenerator(Generator):
         import llama_cpp
 
         if self._held_kind is not None and llama.n_tokens > 0:
-            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
-            buffer = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
-            self._set_aside[self._held_kind] = _ContextState(
-                bytes(buffer[:written]), llama.input_ids[: llama.n_tokens].copy()
-            )
+            self._set_aside[self._held_kind] = self._state_of(llama)
             self._set_aside.move_to_end(self._held_kind)
             while len(self._set_aside) > self.MAX_CONTEXTS:
                 self._set_aside.popitem(last=False)
@@ -371,19 +367,24 @@ class LlamaCppGenerator(Generator):
                 llama.n_tokens = 0
                 raise
 
-    def _save_prefix(self, kind: str, saved: Path) -> None:
+    @staticmethod
+    def _state_of(llama: Any) -> _ContextState:
+        """What the context holds now: its serialised state and the tokens it has decoded (the caller holds the
+        decode lock)."""
         import llama_cpp
 
+        size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
+        return _ContextState(bytes(buffer[:written]), llama.input_ids[: llama.n_tokens].copy())
+
+    def _save_prefix(self, kind: str, saved: Path) -> None:
         with self._decode_lock:
-            llama = self._context_for(kind)
-            size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
-            buffer = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
-            tokens = llama.input_ids[: llama.n_tokens].copy()
+            state = self._state_of(self._context_for(kind))
         saved.parent.mkdir(parents=True, exist_ok=True)
         staging = saved.with_name(f".{saved.stem}.{os.getpid()}.npz")
         try:
-            np.savez(staging, state=np.frombuffer(buffer, dtype=np.uint8, count=written), tokens=tokens)
+            np.savez(staging, state=np.frombuffer(state.data, dtype=np.uint8), tokens=state.tokens)
             staging.replace(saved)
         finally:
             staging.unlink(missing_ok=True)
