@@ -287,6 +287,11 @@ class SquadRow:
 
     id: str
     answerable: bool
+    question: str = ""
+    gold_answers: list[str] = field(default_factory=list)
+    answer: str | None = None
+    abstain_reason: str | None = None
+    confidence: float | None = None
     hit_at_1: float | None = None
     hit_at_5: float | None = None
     mrr: float | None = None
@@ -309,7 +314,7 @@ def run_squad(
     for question in tqdm(sample, desc="squad", unit="q", leave=False):
         passages = pipeline.search(question.question, top_k=5, rescore=False)
         flags = [p.doc_id == question.doc_id for p in passages]
-        row = SquadRow(question.id, bool(question.answers))
+        row = SquadRow(question.id, bool(question.answers), question.question, list(question.answers))
         if question.answers:
             row.hit_at_1, row.hit_at_5, row.mrr = m.hit_at_k(flags, 1), m.hit_at_k(flags, 5), m.reciprocal_rank(flags)
         if not retrieval_only:
@@ -318,6 +323,7 @@ def run_squad(
             row.exact_match = m.exact_match(prediction, question.answers)
             row.f1 = m.token_f1(prediction, question.answers)
             row.abstained = float(answer.abstained)
+            row.answer, row.abstain_reason, row.confidence = answer.answer, answer.abstain_reason, answer.confidence
             row.total_ms = answer.timings_ms.get("total", 0.0)
             if question.answers:
                 row.contains_gold = m.contains_gold(prediction, question.answers)
@@ -339,6 +345,7 @@ def run_squad(
             "contains_gold": m.mean([r.contains_gold for r in answerable]),
             "unanswerable_abstained": m.mean([r.abstained for r in unanswerable]),
             "false_abstention": m.mean([r.abstained for r in answerable]),
+            "confidence_auroc": m.auroc([r.confidence or 0.0 for r in rows], [r.answerable for r in rows]),
             "median_ms": m.median_p95([r.total_ms or 0.0 for r in rows])[0],
         }
     return summary, rows

@@ -12,6 +12,7 @@ forward pass). The same numbers give the answer's `confidence`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from rag.answer_fit import AnswerFit, recount
 from rag.citations import check_citations
 from rag.focus import QuestionFocus
-from rag.generators import Generator
+from rag.generators import Generator, PromptSize
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, terms
 from rag.growth import GrowthBase
 from rag.implied_numbers import ImpliedNumbers
 from rag.number_binding import NumberBinding
+from rag.premise import QuestionPremise
 from rag.prompt import ABSTAIN_TEXT, is_abstention, support_messages
 from rag.rates import Conversion, RateConversion
 from rag.reasons import ReasonFinder
@@ -53,6 +55,8 @@ class Verdict:
     confidence: float
     abstain_reason: AbstainReason | None
     judged: bool = False
+    # The judge's prompt, when it was asked (its size, for the answer's `prompt_tokens`).
+    judge_prompt: PromptSize | None = None
 
     @property
     def abstained(self) -> bool:
@@ -71,15 +75,34 @@ def _near(citations: Sequence[Citation], windows: Sequence[tuple[int, int]]) -> 
     )
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The judge's P(yes), and the size of the prompt it read (None when the generator cannot tell)."""
+
+    probability: float
+    prompt: PromptSize | None
+
+
+def _judged_by(verdict: Verdict, prompts: Sequence[PromptSize | None]) -> Verdict:
+    """The verdict carrying the judge calls made on the way to it: their prompts' sizes summed."""
+    asked = [p for p in prompts if p is not None]
+    if not asked:
+        return verdict
+    total = PromptSize(sum(p.tokens for p in asked), sum(p.new_tokens for p in asked))
+    return dataclasses.replace(verdict, judged=True, judge_prompt=total)
+
+
 class SupportJudge:
     """A calibrated yes/no judge: the probability of "yes", not the sampled word."""
 
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
 
-    def probability(self, question: str, answer: str, passages: Sequence[str]) -> float:
+    def run(self, question: str, answer: str, passages: Sequence[str]) -> Judgement:
         """P(the passages support this answer to the question)."""
-        return self.generator.yes_probability(support_messages(passages, question, answer))
+        messages = support_messages(passages, question, answer)
+        prompt = self.generator.prompt_size(messages)
+        return Judgement(self.generator.yes_probability(messages), prompt)
 
 
 class AnswerChecker:
@@ -90,6 +113,7 @@ class AnswerChecker:
         judge: SupportJudge | None,
         thresholds: CheckThresholds | None = None,
         year_span: YearSpanSolver | None = None,
+        premise: QuestionPremise | None = None,
     ) -> None:
         self.judge = judge
         self.thresholds = thresholds or CheckThresholds()
@@ -102,6 +126,7 @@ class AnswerChecker:
         self.rates = RateConversion()
         self.growth = GrowthBase()
         self.focus = QuestionFocus()
+        self.premise = premise or QuestionPremise()
 
     def _withheld(self, reason: AbstainReason, confidence: float) -> Verdict:
         return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), reason)
@@ -112,6 +137,7 @@ class AnswerChecker:
         names nothing of it while the reason is explicit or the draft only restates the effect (the small model often
         gives the sentence's other clause as the cause, or the question's own fact)."""
         verdict = self._verdict(reply, question, passages)
+        judged = [verdict.judge_prompt]
         reason = self.reasons.run(question, passages)
         replaces = verdict.abstained or (
             reason is not None
@@ -120,12 +146,13 @@ class AnswerChecker:
         )
         if reason is not None and replaces:
             found = self._verdict(reason.text, question, passages)
+            judged.append(found.judge_prompt)
             if not found.abstained:
-                return found
+                return _judged_by(found, judged)
         if not verdict.abstained and not _near(verdict.citations, self.reasons.topic_windows(question, passages)):
             # A "why" answer from far away from the sentence the question paraphrases explains something else.
-            return self._withheld("off_question", 0.5 * verdict.confidence)
-        return verdict
+            return _judged_by(self._withheld("off_question", 0.5 * verdict.confidence), judged)
+        return _judged_by(verdict, judged)
 
     def _verdict(self, reply: str, question: str, passages: Sequence[Passage]) -> Verdict:
         # Years between two events are computed from the passages, not taken from the draft.
@@ -206,11 +233,20 @@ class AnswerChecker:
         score = grounding.score
         if grounding.other_year:
             return self._withheld("off_question", 0.5 * score)
-        judged = False
+        cited_passages = [passages[i] for i in cited_numbers]
+        sentences = [
+            passages[i].text[span.start - passages[i].start : span.end - passages[i].start]
+            for i, span in grounding.supports.items()
+        ] or [p.text for p in cited_passages]
+        if self.premise.run(question, cited_passages, sentences) is not None:
+            # The question names what its cited documents never mention, or asks what did not happen of a text that
+            # negates nothing: the answer is to another question.
+            return self._withheld("unmentioned", 0.5 * score)
+        judgement: Judgement | None = None
         t = self.thresholds
         if t.reject <= score < t.accept and self.judge is not None and not grounding.instruction:
-            probability = self.judge.probability(question, checked.text, cited)
-            judged = True
+            judgement = self.judge.run(question, checked.text, cited)
+            probability = judgement.probability
             # Evidence and judge weigh equally; the result is on the same 0..1 scale as the thresholds.
             score = 0.5 * score + 0.5 * probability
             accepted = probability >= t.judge
@@ -218,8 +254,10 @@ class AnswerChecker:
             accepted = score >= t.accept
         # One scale for every decision: ≥ 0.5 means shown, < 0.5 means withheld.
         confidence = 0.5 + 0.5 * score if accepted else 0.5 * score
+        judged = judgement is not None
+        judge_prompt = judgement.prompt if judgement else None
         if not accepted:
-            return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), "unsupported", judged)
+            return Verdict(ABSTAIN_TEXT, [], True, round(min(confidence, 0.49), 4), "unsupported", judged, judge_prompt)
         citations = [
             c.model_copy(
                 update={
@@ -231,4 +269,4 @@ class AnswerChecker:
             else c
             for c in checked.citations
         ]
-        return Verdict(checked.text, citations, checked.supported, round(confidence, 4), None, judged)
+        return Verdict(checked.text, citations, checked.supported, round(confidence, 4), None, judged, judge_prompt)

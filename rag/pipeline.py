@@ -28,6 +28,7 @@ from rag.context import ContextExpander
 from rag.document_facts import DocumentFactSolver
 from rag.fusion import make_fusion
 from rag.generators import Generator, PromptSize, make_generator
+from rag.premise import QuestionPremise
 from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, make_retriever, with_relevance
@@ -92,25 +93,36 @@ class _Stopwatch:
 _CITATION_MARK = re.compile(r"\[\d+\]")
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """The standalone question, and the size of the prompt that wrote it (None when no model was asked, or the
+    generator cannot tell)."""
+
+    question: str
+    prompt: PromptSize | None = None
+
+
 class QuestionRewriter:
     """Turns a follow-up ("and when did he resign?") into a standalone question, using the conversation."""
 
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
 
-    def run(self, question: str, history: Sequence[Turn]) -> str:
+    def run(self, question: str, history: Sequence[Turn]) -> Rewrite:
         """The standalone question (the question itself when there is no earlier user turn)."""
         if not any(turn.role == "user" for turn in history):
-            return question
-        rewritten = self.generator.complete(rewrite_messages(history, question), max_tokens=48)
+            return Rewrite(question)
+        messages = rewrite_messages(history, question)
+        prompt = self.generator.prompt_size(messages)
+        rewritten = self.generator.complete(messages, max_tokens=48)
         rewritten = rewritten.strip().splitlines()[0].strip().strip('"') if rewritten.strip() else ""
         if not 3 <= len(rewritten) <= 400:
-            return question
+            return Rewrite(question, prompt)
         # The small model sometimes answers instead of rewriting ("Russia's largest trading partner is China
         # [1]."): searching for that answer, and checking the draft against it, loses the question.
         if _CITATION_MARK.search(rewritten) or (question.rstrip().endswith("?") and not rewritten.endswith("?")):
-            return question
-        return rewritten
+            return Rewrite(question, prompt)
+        return Rewrite(rewritten, prompt)
 
 
 class RelevanceGate:
@@ -128,6 +140,16 @@ class RelevanceGate:
         return None
 
 
+def _token_counts(**prompts: PromptSize | None) -> dict[str, int]:
+    """`{stage}_prompt` and `{stage}_prefill` (the part the model had not decoded) for each stage that asked the
+    model and whose generator can tell."""
+    counts: dict[str, int] = {}
+    for stage, size in prompts.items():
+        if size is not None:
+            counts |= {f"{stage}_prompt": size.tokens, f"{stage}_prefill": size.new_tokens}
+    return counts
+
+
 class Pipeline:
     """Holds the index, retrievers and generator; safe to share between threads."""
 
@@ -143,7 +165,8 @@ class Pipeline:
         thresholds = CheckThresholds(settings.evidence_accept, settings.evidence_reject, settings.judge_threshold)
         self.document_facts = DocumentFactSolver(index.document)
         year_span = YearSpanSolver(self._document_text, index.document)
-        self.checker = AnswerChecker(SupportJudge(generator), thresholds, year_span)
+        premise = QuestionPremise(index.document)
+        self.checker = AnswerChecker(SupportJudge(generator), thresholds, year_span, premise)
 
     def _document_text(self, doc_id: str) -> str | None:
         document = self.index.document(doc_id)
@@ -208,7 +231,7 @@ class Pipeline:
     # ---- stages ----------------------------------------------------------------------------------
     def standalone_question(self, question: str, history: Sequence[Turn]) -> str:
         """The follow-up rewritten into a standalone question."""
-        return self.rewriter.run(question, history)
+        return self.rewriter.run(question, history).question
 
     def search(
         self,
@@ -251,7 +274,8 @@ class Pipeline:
             raise ValueError("the question is empty: ask something about the documents")
         clock = _Stopwatch()
         yield StatusEvent("searching")
-        standalone = self.rewriter.run(question, history)
+        rewrite = self.rewriter.run(question, history)
+        standalone = rewrite.question
         clock.lap("rewrite_ms")
         k = top_k or self.settings.top_k
         passages = self._candidates(standalone, max(k, self.settings.rescore_top) if use_rescore else k, kind)
@@ -272,7 +296,10 @@ class Pipeline:
         if gate_reason is not None:
             best = max((p.relevance or 0.0 for p in passages), default=0.0)
             confidence = 0.25 * min(1.0, max(0.0, best) / max(self.settings.min_relevance, 1e-6))
-            yield DoneEvent(self._abstain(gate_reason, passages, standalone, clock, info, confidence=confidence))
+            tokens = _token_counts(rewrite=rewrite.prompt)
+            yield DoneEvent(
+                self._abstain(gate_reason, passages, standalone, clock, info, confidence=confidence, tokens=tokens)
+            )
             return
 
         pieces: list[str] = []
@@ -292,7 +319,7 @@ class Pipeline:
         yield StatusEvent("checking")
         verdict = self._check(fact or "".join(pieces).strip(), standalone, passages)
         clock.lap("check_ms")
-        tokens = {"answer_prompt": prompt_size.tokens, "answer_prefill": prompt_size.new_tokens} if prompt_size else {}
+        tokens = _token_counts(rewrite=rewrite.prompt, answer=prompt_size, judge=verdict.judge_prompt)
         if verdict.abstained:
             retracted = verdict.abstain_reason != "model"
             yield DoneEvent(

@@ -20,7 +20,7 @@ from typing import Self
 import httpx
 from typing_extensions import override
 
-from rag.generators import Generator
+from rag.generators import Generator, PromptSize
 from rag.types import ChatMessage
 
 
@@ -66,6 +66,12 @@ class ScriptedGenerator(Generator):
         finally:
             if not finished:
                 self.closed_early += 1
+
+    @override
+    def prompt_size(self, messages: list[ChatMessage]) -> PromptSize | None:
+        """Words stand in for tokens, and nothing is cached: every word is new."""
+        words = sum(len(message["content"].split()) for message in messages)
+        return PromptSize(words, words)
 
     @override
     def yes_probability(self, messages: list[ChatMessage]) -> float:

@@ -15,7 +15,9 @@ MAX_TURN_CHARS = 8000
 MAX_HISTORY_TURNS = 40
 MAX_TOP_K = 20
 
-AbstainReason = Literal["relevance_gate", "model", "unsupported", "calculation", "off_question", "no_passages"]
+AbstainReason = Literal[
+    "relevance_gate", "model", "unsupported", "calculation", "off_question", "unmentioned", "no_passages"
+]
 
 
 class ChatMessage(TypedDict):

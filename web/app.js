@@ -27,6 +27,7 @@ const ABSTAIN_NOTES = {
   unverified: "The closest passages are below.",
   calculation: "A calculation in the draft did not check out against the sources.",
   off_question: "The draft did not answer what was asked (another year, or another kind of answer).",
+  unmentioned: "The question names something the cited documents never mention, or asks what did not happen where they negate nothing.",
 };
 const STAGES = {
   searching: "Searching the documents…",
@@ -500,7 +501,7 @@ async function run(turn) {
     if (!answer) throw new Error("The answer stream ended early. Retry to ask again.");
     // Older servers do not say whether a draft was taken back; a draft followed by a check failure was.
     if (answer.abstained && answer.retracted === undefined) {
-      answer.retracted = live.hadDraft && ["unverified", "unsupported", "calculation", "off_question"].includes(answer.abstain_reason);
+      answer.retracted = live.hadDraft && ["unverified", "unsupported", "calculation", "off_question", "unmentioned"].includes(answer.abstain_reason);
     }
     turn.answer = answer;
     turn.status = "done";

@@ -559,6 +559,29 @@ class TestStreamingAndFollowUps:
         assert not answer.abstained, answer
         assert "1991" in answer.answer
 
+    def test_prompt_tokens_are_counted_for_every_stage_that_asked_the_model(
+        self, scripted: Callable[..., Pipeline]
+    ) -> None:
+        # The scripted generator counts a prompt's words as its tokens, all of them new.
+        history = [Turn(role="user", content="Who was Brezhnev?"), Turn(role="assistant", content="A leader [1].")]
+        pipeline = scripted(
+            ["What made the alliance unimaginable in 1969?", "Because Moscow feared an attack [1].", 0.95]
+        )
+        answer = pipeline.ask("and what made it unimaginable then?", history=history)
+        prompts = [sum(len(m["content"].split()) for m in call) for call in generator_of(pipeline).calls]
+        assert len(prompts) == 3, "rewrite, answer and judge"
+        assert answer.prompt_tokens == {
+            "rewrite_prompt": prompts[0],
+            "rewrite_prefill": prompts[0],
+            "answer_prompt": prompts[1],
+            "answer_prefill": prompts[1],
+            "judge_prompt": prompts[2],
+            "judge_prefill": prompts[2],
+        }
+        assert not answer.abstained, answer
+        alone = scripted(["He agreed to expand cooperation in collecting and sharing intelligence [1]."])
+        assert set(alone.ask("What did Deng agree in 1979?").prompt_tokens) == {"answer_prompt", "answer_prefill"}
+
 
 class TestInjection:
     def test_template_tokens_never_reach_the_prompt(self) -> None:
@@ -644,7 +667,7 @@ class TestQuestionRewriter:
     )
     def test_an_answer_in_place_of_the_rewrite_is_not_searched(self, reply: str, expected: str) -> None:
         rewriter = QuestionRewriter(ScriptedGenerator([reply]))
-        assert rewriter.run("And its largest trading partner?", self.HISTORY) == expected
+        assert rewriter.run("And its largest trading partner?", self.HISTORY).question == expected
 
 
 class TestDurationOverAYearRange:
