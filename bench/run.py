@@ -28,6 +28,7 @@ from index.types import Document, EmbedderBackend
 from rag.generators import make_generator
 from rag.pipeline import DoneEvent, Pipeline, TokenEvent
 from rag.settings import PROJECT_ROOT, RetrieverKind, Settings
+from rag.types import Turn
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 
@@ -62,6 +63,7 @@ class AnswerProfile:
     prompt_tokens: int | None
     prefill_tokens: int | None
     answer_tokens: int
+    tokens_by_stage: dict[str, int]
 
 
 def profile_answer(pipeline: Pipeline, question: str) -> AnswerProfile:
@@ -82,7 +84,39 @@ def profile_answer(pipeline: Pipeline, question: str) -> AnswerProfile:
         prompt_tokens=answer.prompt_tokens.get("answer_prompt"),
         prefill_tokens=answer.prompt_tokens.get("answer_prefill"),
         answer_tokens=answer_tokens,
+        tokens_by_stage=answer.prompt_tokens,
     )
+
+
+# Follow-ups, so that the rewrite stage's prompt is measured too.
+FOLLOW_UP_HISTORY = (
+    Turn(role="user", content="What did Deng Xiaoping agree with the United States in 1979?"),
+    Turn(role="assistant", content="To share intelligence on the Soviet Union [1]."),
+)
+FOLLOW_UPS = ("And when did he visit the United States?", "Who was president then?", "What did the Soviets do after?")
+
+
+def stage_token_rows(counts: list[dict[str, int]], figures: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Prompt tokens per stage that asked the model (whole prompt / the part prefilled), p50 over the answers that
+    asked it."""
+    rows = []
+    for stage in ("rewrite", "answer", "judge"):
+        asked = [c for c in counts if f"{stage}_prompt" in c]
+        if not asked:
+            rows.append((f"{stage} prompt tokens", "not asked", "", f"0 of {len(counts)} answers"))
+            continue
+        whole = statistics.median(c[f"{stage}_prompt"] for c in asked)
+        prefilled = statistics.median(c[f"{stage}_prefill"] for c in asked)
+        figures |= {f"{stage}_prompt_tokens_median": whole, f"{stage}_prefill_tokens_median": prefilled}
+        rows.append(
+            (
+                f"{stage} prompt tokens (whole / prefilled)",
+                f"{whole:.0f} / {prefilled:.0f}",
+                "",
+                f"p50 over the {len(asked)} of {len(counts)} answers that asked it",
+            )
+        )
+    return rows
 
 
 def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -268,6 +302,8 @@ def main() -> None:
         rows.append((name, f"{median / 1000:.2f} s (p95 {p95 / 1000:.2f})", "", f"{len(values)} questions"))
         figures[f"{name}_median_ms"] = median
     rows += generation_floor(generated, figures)
+    follow_ups = [pipeline.ask(question, history=FOLLOW_UP_HISTORY).prompt_tokens for question in FOLLOW_UPS]
+    rows += stage_token_rows([p.tokens_by_stage for p in profiles] + follow_ups, figures)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append(("peak RSS (this process)", f"{peak_rss_mb:.0f} MB", "", "every embedder + generator loaded"))
     figures["peak_rss_mb"] = peak_rss_mb

@@ -33,7 +33,11 @@ def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None)
             table.add_row(metric.name, *map(metric.format, values))
     for card_field, names, unit in (
         ("latency_ms", ("total", "first_token_ms"), "ms"),
-        ("prompt_tokens", ("answer_prompt", "answer_prefill"), "tokens"),
+        (
+            "prompt_tokens",
+            ("rewrite_prompt", "answer_prompt", "answer_prefill", "judge_prompt", "judge_prefill"),
+            "tokens",
+        ),
     ):
         for name in names:
             spreads = [getattr(card, card_field).get(name) for card in cards]

@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.types import Document
 from rag.aliases import other_names
@@ -43,6 +44,13 @@ _REASON_QUESTION = re.compile(r"\bwhy\b|\bhow come\b", re.IGNORECASE)
 # Runs of capitalised words ("United States", "Union of Soviet Socialist Republics"), for acronyms and aliases.
 _NAME_RUN = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|and|for)\s+)*[A-Z][\w'’.-]*)+")
 _RUN_FILLER = {"of", "the", "and", "for"}
+# Words that generalise over places a text names country by country ("Northern European" for Germany and
+# Scandinavia): a question may use them of a text that never does.
+_REGION_WORDS = {
+    f"{direction}{ending}"
+    for direction in ("north", "south", "east", "west", "central", "northeast", "northwest", "southeast", "southwest")
+    for ending in ("", "ern")
+} | {"europe", "european", "europeans", "asia", "asian", "asians", "africa", "african", "africans", "western"}
 _NEGATION = re.compile(
     r"\b(not|never|no|none|nor|neither|without|cannot|refus\w*|fail\w*|den(y|ied|ies)|reject\w*|except|unable|"
     r"lack\w*|absen\w*)\b|n['’]t\b",
@@ -79,7 +87,7 @@ def question_names(question: str) -> list[str]:
         if _SENTENCE_START.search(question[: match.start()]):
             continue
         word = re.sub(r"['’]s?$", "", match.group()).rstrip(".")
-        if len(word) >= 2 and word.lower() not in STOPWORDS:
+        if len(word) >= 2 and word.lower() not in STOPWORDS and word.lower() not in _REGION_WORDS:
             names.append(word)
     return names
 
@@ -125,6 +133,13 @@ def _initials(run: str) -> str:
     return "".join(word[0] for word in run.split() if word not in _RUN_FILLER)
 
 
+def _acronyms(run: str) -> set[str]:
+    """The initials of every stretch of two or more of the run's names: a run may open with a sentence's first word
+    ("In World War I the Ottoman Empire")."""
+    initials = _initials(run)
+    return {initials[i:j] for i in range(len(initials)) for j in range(i + 2, len(initials) + 1)}
+
+
 @dataclass(frozen=True)
 class _Vocabulary:
     """What a text mentions, folded: its words, figures, capitalised runs' acronyms, and the text itself (for
@@ -139,8 +154,11 @@ class _Vocabulary:
     def of(cls, text: str) -> _Vocabulary:
         words = {re.sub(r"'s?$", "", _folded(word)) for word in _DOCUMENT_WORD.findall(text)}
         words |= {part for word in words for part in word.split("-")}
-        figures = {normalise_number(match.group()) for match in _FIGURE.finditer(text)}
-        acronyms = {_initials(_folded(run.group())) for run in _NAME_RUN.finditer(text)}
+        # "two" in the text is the question's "2".
+        figures = {normalise_number(match.group()) for match in _FIGURE.finditer(text)} | {
+            normalise_number(word) for word in words
+        }
+        acronyms = {acronym for run in _NAME_RUN.finditer(text) for acronym in _acronyms(_folded(run.group()))}
         return cls(frozenset(words), frozenset(figures), frozenset(a for a in acronyms if len(a) >= 2), _folded(text))
 
     def mentions(self, name: str, run: str | None = None) -> bool:
@@ -148,8 +166,11 @@ class _Vocabulary:
         with a slip, by an acronym (its own or its run's), or by another name for the same place or people."""
         if self._has(name) or name in self.acronyms:
             return True
-        if run and run != name and (_initials(run) in self.words or run in self.acronyms or self._has_phrase(run)):
-            return True
+        if run and run != name:
+            # "United States" for "U.S."; "WW I" for "World War I".
+            joined = run.replace(" ", "")
+            if _initials(run) in self.words or {run, joined} & self.acronyms or self._has_phrase(run):
+                return True
         aliases = other_names(name) | (other_names(run) if run else set())
         if any(self._has_phrase(alias) if " " in alias else alias in self.words for alias in aliases):
             return True
@@ -176,6 +197,10 @@ class _Vocabulary:
         return bool(difflib.get_close_matches(name, candidates, n=1, cutoff=FUZZY_CUTOFF))
 
 
+# Answers to questions about one document read its vocabulary again and again.
+_vocabulary_of = lru_cache(maxsize=32)(_Vocabulary.of)
+
+
 class QuestionPremise:
     """Checks that the documents an answer cites mention what the question names."""
 
@@ -200,17 +225,15 @@ class QuestionPremise:
         """The names and figures of the question that the cited documents never mention."""
         if self.document is None or not cited:
             return []
-        text = self._cited_text(cited)
-        vocabulary = _Vocabulary.of(text)
+        vocabulary = _vocabulary_of(self._cited_text(cited))
         runs = {
             _folded(word): _folded(run.group()) for run in _NAME_RUN.finditer(question) for word in run.group().split()
         }
         unmentioned = [
             name for name in question_names(question) if not vocabulary.mentions(_folded(name), runs.get(_folded(name)))
         ]
-        # "two" in the text is the question's "2".
-        figures = vocabulary.figures | {normalise_number(word) for word in vocabulary.words}
-        return unmentioned + [figure.text for figure in question_figures(question) if not figure.mentioned(figures)]
+        figures = question_figures(question)
+        return unmentioned + [figure.text for figure in figures if not figure.mentioned(vocabulary.figures)]
 
     def run(self, question: str, cited: Sequence[Passage], cited_sentences: Sequence[str]) -> PremiseProblem | None:
         """The problem with the question's premise against the cited passages (and the sentences that support the

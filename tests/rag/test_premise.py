@@ -96,3 +96,21 @@ def test_names_are_capitalised_words_inside_the_sentence() -> None:
     assert [(f.text, f.period_prefix) for f in figures] == [("1600", "16"), ("2000", None)]
     (century,) = question_figures("Which 19th-century treaties?")
     assert century.mentioned({"1858"}) and not century.mentioned({"1958", "19"}) and century.mentioned({"19th"})
+
+
+def test_acronyms_aliases_and_regions_count_as_mentioned() -> None:
+    text = (
+        "In World War I the Ottoman Empire sided with Germany. Decades later the Union of Soviet Socialist Republics "
+        "and China signed a treaty in Peking, and Huguenots settled in Scandinavia. The U.S. protested."
+    )
+    passage, premise = passage_of(text), premise_over(document_of(text))
+    for question in (
+        "Who did the Ottoman empire ally with in WW I?",  # an acronym split by a space
+        "When did the USSR sign?",  # an acronym of the document's name
+        "What did Beijing sign?",  # a capital for its country
+        "How did the Kremlin respond?",  # a seat of government for the country it stands for
+        "When did the United States protest?",  # a name for the document's acronym
+        "Who settled in Northern European states?",  # a region the document names country by country
+    ):
+        assert premise.unmentioned(question, [passage]) == [], question
+    assert premise.unmentioned("What did Tokyo sign?", [passage]) == ["Tokyo"]
