@@ -37,4 +37,7 @@ class TestSquad:
         )
         assert summary["paragraphs_indexed"] == 646 and summary["questions"] == CI_SAMPLE
         assert (summary["hit@5"] or 0) >= 0.8  # full run: 0.952
-        assert summary["f1"] is not None and summary["unanswerable_abstained"] is not None
+        assert summary["f1"] is not None and summary["confidence_auroc"] is not None
+        # Measured 2026-12-01: 2 of the 12 unanswerable questions withheld by the question-premise check (none
+        # before it); the gate is that less one.
+        assert (summary["unanswerable_abstained"] or 0) >= 1 / 12
