@@ -29,7 +29,7 @@ from rag.document_facts import DocumentFactSolver
 from rag.fusion import make_fusion
 from rag.generators import Generator, PromptSize, make_generator
 from rag.premise import QuestionPremise
-from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages
+from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages, support_messages
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, make_retriever, with_relevance
 from rag.settings import RetrieverKind, Settings
@@ -191,9 +191,13 @@ class Pipeline:
         )
 
     def warm_prompts(self) -> None:
-        """Decode the answer prompt's fixed part (rules and worked examples, ~500 tokens: ~13 s on two cores) now,
-        so that the first question is as fast as later ones. Servers run this in the background after start-up: a
-        question that arrives meanwhile waits for the model, as it would have had to decode the same prefix."""
+        """Decode the fixed parts of the judge's and the answer's prompts (rules and worked examples, ~300 and ~500
+        tokens: ~4 s and ~13 s on two cores) now, so that the first question, and the first answer the judge is
+        asked about, are as fast as later ones. The answer's comes last, so it is the one the model holds. Servers
+        run this in the background after start-up: a question that arrives meanwhile waits for the model, as it would
+        have had to decode the same prefix."""
+        if self.settings.verify_answers:
+            self.generator.warm_prefix(support_messages([], "warm up", "warm up"))
         self.generator.warm_prefix(answer_messages([], "warm up"))
 
     def warm_prompts_in_background(self) -> threading.Thread:

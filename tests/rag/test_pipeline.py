@@ -12,7 +12,7 @@ from index.store import PassageIndex
 from rag.fusion import ConvexFusion, ReciprocalRankFusion
 from rag.generators import Generator, LlamaCppGenerator
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, StatusEvent, TokenEvent
-from rag.prompt import answer_messages
+from rag.prompt import answer_messages, support_messages
 from rag.retrievers import BM25Retriever, DenseRetriever, HybridRetriever, Query, with_relevance
 from rag.settings import RetrieverKind, Settings
 from rag.types import Turn
@@ -102,6 +102,7 @@ class TestAnswers:
 
     def test_prompt_tokens_count_only_what_the_model_has_not_decoded(self, pipeline: Pipeline) -> None:
         question = "When did Mikhail Gorbachev resign?"
+        pipeline.warm_prompts()  # as servers do at start-up; also makes this test independent of the ones before it
         first, again = pipeline.ask(question), pipeline.ask(question)
         tokens = first.prompt_tokens
         # The rules and worked examples are decoded once per process, so a new question pays for less than all.
@@ -115,11 +116,15 @@ class TestAnswers:
         fresh = LlamaCppGenerator(None, settings.model_cache_dir, settings.llm_threads, settings.llm_context)
         pipeline = Pipeline(settings, article_index, fresh)
         messages = answer_messages(pipeline.search(DENG), DENG)
-        cold = fresh.prompt_size(messages)
+        judge = support_messages([p.text for p in pipeline.search(DENG)], DENG, "Intelligence sharing [1].")
+        cold, cold_judge = fresh.prompt_size(messages), fresh.prompt_size(judge)
         assert cold is not None and cold.new_tokens == cold.tokens
+        assert cold_judge is not None and cold_judge.new_tokens == cold_judge.tokens
         pipeline.warm_prompts_in_background().join(timeout=300)
-        warm = fresh.prompt_size(messages)
+        warm, warm_judge = fresh.prompt_size(messages), fresh.prompt_size(judge)
         assert warm is not None and warm.tokens == cold.tokens and warm.new_tokens < cold.tokens - 300
+        # The judge's rules and examples are decoded too, set aside beside the answer's.
+        assert warm_judge is not None and warm_judge.new_tokens < cold_judge.tokens - 200
 
     def test_unanswerable_question_abstains(self, pipeline: Pipeline) -> None:
         answer = pipeline.ask("What is the population of Vladivostok?")
