@@ -141,7 +141,6 @@ def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> 
         "answer_floor_s": floor_s,
     }
     return [
-        ("answer prompt tokens (whole / prefilled)", f"{prompt:.0f} / {prefill:.0f}", "", "p50; the rest is cached"),
         ("prefill rate (measured in the answers)", f"{prefill_rate:.0f} tokens/s", "", "first token − retrieval"),
         ("decode rate (measured in the answers)", f"{decode_rate:.1f} tokens/s", "", f"p50 {answer_tokens:.0f} tokens"),
         (
