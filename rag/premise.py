@@ -161,6 +161,9 @@ class _Vocabulary:
             normalise_number(word) for word in words
         }
         acronyms = {acronym for run in _NAME_RUN.finditer(text) for acronym in _acronyms(_folded(run.group()))}
+        # "AI" for "artificial intelligence": the initials of two to four content words in a row, in any case.
+        content = [word for word in map(_folded, _DOCUMENT_WORD.findall(text)) if word not in STOPWORDS]
+        acronyms |= {"".join(w[0] for w in content[i : i + n]) for n in (2, 3, 4) for i in range(len(content) - n + 1)}
         return cls(frozenset(words), frozenset(figures), frozenset(a for a in acronyms if len(a) >= 2), _folded(text))
 
     def mentions(self, name: str, run: str | None = None) -> bool:

@@ -101,7 +101,8 @@ def test_names_are_capitalised_words_inside_the_sentence() -> None:
 def test_acronyms_aliases_and_regions_count_as_mentioned() -> None:
     text = (
         "In World War I the Ottoman Empire sided with Germany. Decades later the Union of Soviet Socialist Republics "
-        "and China signed a treaty in Peking, and Huguenots settled in Scandinavia. The U.S. protested."
+        "and China signed a treaty in Peking, and Huguenots settled in Scandinavia. The U.S. protested, and so did "
+        "the general secretary of the company."
     )
     passage, premise = passage_of(text), premise_over(document_of(text))
     for question in (
@@ -111,6 +112,7 @@ def test_acronyms_aliases_and_regions_count_as_mentioned() -> None:
         "How did the Kremlin respond?",  # a seat of government for the country it stands for
         "When did the United States protest?",  # a name for the document's acronym
         "Who settled in Northern European states?",  # a region the document names country by country
+        "Did the GS of the company protest?",  # initials of words the document writes in lower case
     ):
         assert premise.unmentioned(question, [passage]) == [], question
     assert premise.unmentioned("What did Tokyo sign?", [passage]) == ["Tokyo"]
