@@ -75,6 +75,11 @@ class PromptSize:
 class Generator(ABC):
     """Streams the assistant's reply to a list of chat messages, greedily (temperature 0)."""
 
+    # Whether the generator keeps several prompts' decoded prefixes at once (one per kind of prompt), so that warming
+    # the judge's besides the answer's pays. A server's prompt cache keeps what its slot last read: warming a second
+    # prefix there only evicts the first.
+    keeps_prefixes: bool = False
+
     @property
     @abstractmethod
     def model_name(self) -> str:
@@ -185,6 +190,7 @@ class LlamaCppGenerator(Generator):
     """
 
     MAX_CONTEXTS = 3
+    keeps_prefixes = True
     SAVED_PREFIXES = 4  # prompt-prefix states kept in the cache directory, most recent first
 
     def __init__(self, model_path: Path | None, cache_dir: Path, threads: int, context: int) -> None:

@@ -193,10 +193,11 @@ class Pipeline:
     def warm_prompts(self) -> None:
         """Decode the fixed parts of the judge's and the answer's prompts (rules and worked examples, ~300 and ~500
         tokens: ~4 s and ~13 s on two cores) now, so that the first question, and the first answer the judge is
-        asked about, are as fast as later ones. The answer's comes last, so it is the one the model holds. Servers
+        asked about, are as fast as later ones. The answer's comes last, so it is the one the model holds; a
+        generator that keeps one prefix at a time (a server's prompt cache) is warmed with the answer's only. Servers
         run this in the background after start-up: a question that arrives meanwhile waits for the model, as it would
         have had to decode the same prefix."""
-        if self.settings.verify_answers:
+        if self.settings.verify_answers and self.generator.keeps_prefixes:
             self.generator.warm_prefix(support_messages([], "warm up", "warm up"))
         self.generator.warm_prefix(answer_messages([], "warm up"))
 
