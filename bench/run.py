@@ -60,10 +60,13 @@ class AnswerProfile:
     first_token_ms: float
     before_model_ms: float
     generate_ms: float
-    prompt_tokens: int | None
-    prefill_tokens: int | None
     answer_tokens: int
     tokens_by_stage: dict[str, int]
+
+    @property
+    def prefill_tokens(self) -> int | None:
+        """The answer prompt's tokens the model had to decode (None when the generator cannot tell)."""
+        return self.tokens_by_stage.get("answer_prefill")
 
 
 def profile_answer(pipeline: Pipeline, question: str) -> AnswerProfile:
@@ -81,8 +84,6 @@ def profile_answer(pipeline: Pipeline, question: str) -> AnswerProfile:
         first_token_ms=timings.get("first_token_ms", 0.0),
         before_model_ms=sum(timings.get(s, 0.0) for s in ("rewrite_ms", "retrieve_ms", "rescore_ms", "expand_ms")),
         generate_ms=timings.get("generate_ms", 0.0),
-        prompt_tokens=answer.prompt_tokens.get("answer_prompt"),
-        prefill_tokens=answer.prompt_tokens.get("answer_prefill"),
         answer_tokens=answer_tokens,
         tokens_by_stage=answer.prompt_tokens,
     )
@@ -128,7 +129,6 @@ def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> 
     decode_s = sum(p.generate_ms - (p.first_token_ms - p.before_model_ms) for p in profiles) / 1000
     prefill_rate = sum(p.prefill_tokens or 0 for p in profiles) / prefill_s
     decode_rate = sum(max(0, p.answer_tokens - 1) for p in profiles) / decode_s
-    prompt = statistics.median(p.prompt_tokens or 0 for p in profiles)
     prefill = statistics.median(p.prefill_tokens or 0 for p in profiles)
     answer_tokens = statistics.median(p.answer_tokens for p in profiles)
     floor_s = prefill / prefill_rate + answer_tokens / decode_rate
@@ -136,8 +136,6 @@ def generation_floor(profiles: list[AnswerProfile], figures: dict[str, Any]) -> 
     figures |= {
         "prefill_tokens_per_s": prefill_rate,
         "decode_tokens_per_s": decode_rate,
-        "answer_prompt_tokens_median": prompt,
-        "answer_prefill_tokens_median": prefill,
         "answer_floor_s": floor_s,
     }
     return [

@@ -154,7 +154,8 @@ class _Vocabulary:
 
     @classmethod
     def of(cls, text: str) -> _Vocabulary:
-        words = {re.sub(r"'s?$", "", _folded(word)) for word in _DOCUMENT_WORD.findall(text)}
+        tokens = [_folded(word) for word in _DOCUMENT_WORD.findall(text)]
+        words = {re.sub(r"'s?$", "", token) for token in tokens}
         words |= {part for word in words for part in word.split("-")}
         # "two" in the text is the question's "2".
         figures = {normalise_number(match.group()) for match in _FIGURE.finditer(text)} | {
@@ -162,7 +163,7 @@ class _Vocabulary:
         }
         acronyms = {acronym for run in _NAME_RUN.finditer(text) for acronym in _acronyms(_folded(run.group()))}
         # "AI" for "artificial intelligence": the initials of two to four content words in a row, in any case.
-        content = [word for word in map(_folded, _DOCUMENT_WORD.findall(text)) if word not in STOPWORDS]
+        content = [token for token in tokens if token not in STOPWORDS]
         acronyms |= {"".join(w[0] for w in content[i : i + n]) for n in (2, 3, 4) for i in range(len(content) - n + 1)}
         return cls(frozenset(words), frozenset(figures), frozenset(a for a in acronyms if len(a) >= 2), _folded(text))
 
