@@ -670,8 +670,8 @@ def eval_command(
             _injection_row(settings, out)
             return
         if squad is not None:
-            squad_run = run_squad_suite(squad, settings, limit, retrieval_only, out)
-            console.print(squad_table(squad_run.summary, squad.name))
+            squad_runs = run_squad_suite(squad, settings, limit, retrieval_only, out, baseline)
+            console.print(squad_table({run.name: run.summary for run in squad_runs}, squad.name))
             return
         plan = GoldRunPlan(
             out=out,

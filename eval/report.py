@@ -183,9 +183,11 @@ def grid_table(rows: Sequence[tuple[str, Scorecard]]) -> Table:
     return table
 
 
-def squad_table(summary: Mapping[str, float | None], source: str) -> Table:
-    """The SQuAD benchmark's summary (its own figures, SQuAD v2 definitions) for the terminal."""
-    table = Table("metric", "value", title=f"SQuAD 2.0 ({source}, {int(summary['questions'] or 0)} q)")
-    for key, value in summary.items():
-        table.add_row(key, format_value(value))
+def squad_table(summaries: Mapping[str, Mapping[str, float | None]], source: str) -> Table:
+    """The SQuAD benchmark's figures (SQuAD v2 definitions) for the terminal: a column per run of the same sample
+    (the default settings first, then the plain baseline)."""
+    first = next(iter(summaries.values()))
+    table = Table("metric", *summaries, title=f"SQuAD 2.0 ({source}, {int(first['questions'] or 0)} q)")
+    for key in first:
+        table.add_row(key, *(format_value(summary.get(key)) for summary in summaries.values()))
     return table

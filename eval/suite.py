@@ -25,11 +25,13 @@ from index.service import new_index
 from index.types import ChunkUnit, Document, make_doc_id
 from rag.errors import UserError
 from rag.generators import Generator, make_generator
-from rag.pipeline import Pipeline
-from rag.settings import RetrieverKind, Settings
+from rag.pipeline import DoneEvent, Pipeline, TokenEvent
+from rag.prompt import CITATION_MARKER, is_abstention
+from rag.settings import PromptStyle, RetrieverKind, Settings
+from rag.types import Answer
 
-# The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap, k=4, no gates
-# (no relevance gate, no answer checks, no sentence window). It keeps this project's prompt.
+# The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap, k=4, a generic "use the
+# context, say you don't know" prompt, no gates (no relevance gate, no answer checks, no sentence window).
 BASELINE_OVERRIDES: dict[str, Any] = {
     "chunk_unit": ChunkUnit.CHARS,
     "chunk_size": 500,
@@ -40,6 +42,7 @@ BASELINE_OVERRIDES: dict[str, Any] = {
     "verify_answers": False,
     "min_relevance": -1.0,
     "sentence_window": 0,
+    "prompt_style": PromptStyle.PLAIN,
 }
 CONFIG_KEYS = (
     "chunk_size",
@@ -51,6 +54,7 @@ CONFIG_KEYS = (
     "verify_answers",
     "sentence_window",
     "min_relevance",
+    "prompt_style",
 )
 
 
@@ -283,13 +287,15 @@ def stratified_sample(questions: Sequence[SquadQuestion], limit: int | None, see
 @dataclass
 class SquadRow:
     """One SQuAD question's scores (one item of `squad.json`); retrieval scores only for answerable questions,
-    answer scores only when the run answered."""
+    answer scores only when the run answered. `draft` is the model's text before any check (empty when the relevance
+    gate answered without the model): what a perfect gate could show."""
 
     id: str
     answerable: bool
     question: str = ""
     gold_answers: list[str] = field(default_factory=list)
     answer: str | None = None
+    draft: str | None = None
     abstain_reason: str | None = None
     confidence: float | None = None
     hit_at_1: float | None = None
@@ -298,8 +304,31 @@ class SquadRow:
     exact_match: float | None = None
     f1: float | None = None
     contains_gold: float | None = None
+    draft_f1: float | None = None
+    draft_contains_gold: float | None = None
     abstained: float | None = None
     total_ms: float | None = None
+
+
+def ask_with_draft(pipeline: Pipeline, question: str) -> tuple[Answer, str]:
+    """The checked answer and the draft the model wrote on the way (its streamed tokens; a fact read from a
+    document's header stands in for a draft, as it does in the pipeline)."""
+    pieces: list[str] = []
+    for event in pipeline.stream(question):
+        if isinstance(event, TokenEvent):
+            pieces.append(event.text)
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+            draft = "".join(pieces).strip()
+            if not draft and answer.abstain_reason is None:
+                draft = answer.answer
+            return answer, draft
+    raise RuntimeError("the pipeline ended without an answer")
+
+
+def _draft_prediction(draft: str) -> str:
+    """A draft as SQuAD scores it: the model's own abstention is the empty answer, citation marks are not words."""
+    return "" if is_abstention(draft) else CITATION_MARKER.sub("", draft).strip()
 
 
 def run_squad(
@@ -318,7 +347,7 @@ def run_squad(
         if question.answers:
             row.hit_at_1, row.hit_at_5, row.mrr = m.hit_at_k(flags, 1), m.hit_at_k(flags, 5), m.reciprocal_rank(flags)
         if not retrieval_only:
-            answer = pipeline.ask(question.question)
+            answer, row.draft = ask_with_draft(pipeline, question.question)
             prediction = "" if answer.abstained else answer.answer
             row.exact_match = m.exact_match(prediction, question.answers)
             row.f1 = m.token_f1(prediction, question.answers)
@@ -326,18 +355,29 @@ def run_squad(
             row.answer, row.abstain_reason, row.confidence = answer.answer, answer.abstain_reason, answer.confidence
             row.total_ms = answer.timings_ms.get("total", 0.0)
             if question.answers:
+                drafted = _draft_prediction(row.draft)
                 row.contains_gold = m.contains_gold(prediction, question.answers)
+                row.draft_f1 = m.token_f1(drafted, question.answers)
+                row.draft_contains_gold = m.contains_gold(drafted, question.answers)
         rows.append(row)
+    return squad_summary(rows, len(documents), retrieval_only), rows
+
+
+def squad_summary(rows: Sequence[SquadRow], paragraphs: int, retrieval_only: bool) -> dict[str, float | None]:
+    """The run's figures (SQuAD v2 definitions: an abstention is the empty answer). `draft_contains_gold` and
+    `gate_ceiling_f1` read the drafts as a perfect gate would (every answerable draft shown, every unanswerable
+    question withheld): the most any answer check could make of this reader."""
     answerable = [r for r in rows if r.answerable]
     unanswerable = [r for r in rows if not r.answerable]
     summary: dict[str, float | None] = {
         "questions": float(len(rows)),
-        "paragraphs_indexed": float(len(documents)),
+        "paragraphs_indexed": float(paragraphs),
         "hit@1": m.mean([r.hit_at_1 for r in answerable]),
         "hit@5": m.mean([r.hit_at_5 for r in answerable]),
         "mrr": m.mean([r.mrr for r in answerable]),
     }
     if not retrieval_only:
+        ceiling = [r.draft_f1 for r in answerable] + [1.0 for _ in unanswerable]
         summary |= {
             "exact_match": m.mean([r.exact_match for r in rows]),
             "f1": m.mean([r.f1 for r in rows]),
@@ -346,22 +386,50 @@ def run_squad(
             "unanswerable_abstained": m.mean([r.abstained for r in unanswerable]),
             "false_abstention": m.mean([r.abstained for r in answerable]),
             "confidence_auroc": m.auroc([r.confidence or 0.0 for r in rows], [r.answerable for r in rows]),
+            "draft_contains_gold": m.mean([r.draft_contains_gold for r in answerable]),
+            "gate_ceiling_f1": m.mean(ceiling),
             "median_ms": m.median_p95([r.total_ms or 0.0 for r in rows])[0],
         }
-    return summary, rows
+    return summary
 
 
 @dataclass
 class SquadRun:
-    """The SQuAD benchmark's summary and per-question rows (also written to `squad.json`)."""
+    """One configuration's SQuAD figures and per-question rows."""
 
+    name: str
+    config: dict[str, Any]
     summary: dict[str, float | None]
     rows: list[SquadRow]
 
 
-def run_squad_suite(path: Path, settings: Settings, limit: int | None, retrieval_only: bool, out: Path) -> SquadRun:
-    """Run the SQuAD sample and write `out/squad.json`."""
-    summary, rows = run_squad(path, settings, PipelineFactory(settings), limit, retrieval_only)
+def run_squad_suite(
+    path: Path,
+    settings: Settings,
+    limit: int | None,
+    retrieval_only: bool,
+    out: Path,
+    baseline: bool = True,
+    factory: PipelineFactory | None = None,
+) -> list[SquadRun]:
+    """Run the SQuAD sample with `settings` and, unless told not to, with the plain baseline in the same run (the
+    same model; `BASELINE_OVERRIDES`), and write `out/squad.json`: the first run's summary and items at the top,
+    each run under `runs`, the others' items under `{name}_items`."""
+    factory = factory or PipelineFactory(settings)
+    configs = [("default", settings)]
+    if baseline:
+        configs.append(("baseline", settings.with_overrides(**BASELINE_OVERRIDES)))
+    runs = []
+    for name, config in configs:
+        summary, rows = run_squad(path, config, factory, limit, retrieval_only)
+        runs.append(SquadRun(name, describe(config), summary, rows))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "squad.json").write_text(json.dumps({"summary": summary, "items": [asdict(row) for row in rows]}, indent=1))
-    return SquadRun(summary, rows)
+    document = {
+        "summary": runs[0].summary,
+        "items": [asdict(row) for row in runs[0].rows],
+        "runs": [{"name": r.name, "config": r.config, "summary": r.summary} for r in runs],
+    }
+    for run in runs[1:]:
+        document[f"{run.name}_items"] = [asdict(row) for row in run.rows]
+    (out / "squad.json").write_text(json.dumps(document, indent=1))
+    return runs

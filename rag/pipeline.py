@@ -29,11 +29,18 @@ from rag.document_facts import DocumentFactSolver
 from rag.fusion import make_fusion
 from rag.generators import Generator, PromptSize, make_generator
 from rag.premise import QuestionPremise
-from rag.prompt import ABSTAIN_TEXT, answer_messages, is_abstention, rewrite_messages, support_messages
+from rag.prompt import (
+    ABSTAIN_TEXT,
+    answer_messages,
+    is_abstention,
+    plain_answer_messages,
+    rewrite_messages,
+    support_messages,
+)
 from rag.rescorers import LLMJudgeRescorer, Rescorer
 from rag.retrievers import Query, Retriever, make_retriever, with_relevance
-from rag.settings import RetrieverKind, Settings
-from rag.types import AbstainReason, Answer, ModelInfo, Passage, Turn
+from rag.settings import PromptStyle, RetrieverKind, Settings
+from rag.types import AbstainReason, Answer, ChatMessage, ModelInfo, Passage, Turn
 from rag.year_span import YearSpanSolver
 
 Stage = Literal["searching", "writing", "checking"]
@@ -199,7 +206,12 @@ class Pipeline:
         have had to decode the same prefix."""
         if self.settings.verify_answers and self.generator.keeps_prefixes:
             self.generator.warm_prefix(support_messages([], "warm up", "warm up"))
-        self.generator.warm_prefix(answer_messages([], "warm up"))
+        self.generator.warm_prefix(self._answer_messages([], "warm up"))
+
+    def _answer_messages(self, passages: Sequence[Passage], question: str) -> list[ChatMessage]:
+        if self.settings.prompt_style is PromptStyle.PLAIN:
+            return plain_answer_messages(passages, question)
+        return answer_messages(passages, question)
 
     def warm_prompts_in_background(self) -> threading.Thread:
         """`warm_prompts` on a daemon thread; a failure is logged (the first question reports it to the user)."""
@@ -312,7 +324,7 @@ class Pipeline:
         prompt_size: PromptSize | None = None
         if fact is None:
             yield StatusEvent("writing")
-            messages = answer_messages(passages, standalone)
+            messages = self._answer_messages(passages, standalone)
             prompt_size = self.generator.prompt_size(messages)
             with closing(self.generator.stream(messages, self.settings.max_tokens)) as draft:
                 for piece in draft:

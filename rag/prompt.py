@@ -13,7 +13,9 @@ ABSTAIN_TEXT = "The documents don't say."
 CITATION_MARKER = re.compile(r"\s*\[(?:passages?\s*)?(\d+(?:\s*(?:,|and)\s*\d+)*)\]", re.IGNORECASE)
 _ABSTAIN_PATTERNS = re.compile(
     r"(documents?|passages?|context|text)\s+(do(es)?\s*n[o’']?t|do(es)? not)\s+(say|mention|contain|"
-    r"provide|state|specify)|not (mentioned|stated|given) in the (documents?|passages?|context)",
+    r"provide|state|specify)|not (mentioned|stated|given) in the (documents?|passages?|context)"
+    # The generic prompt's reply ("I don't know.", "I do not know the answer").
+    r"|\bi\s+(do\s*n[o’']?t|do not)\s+know\b",
     re.IGNORECASE,
 )
 
@@ -129,6 +131,21 @@ def answer_messages(passages: Sequence[Passage], question: str) -> list[ChatMess
         messages.append({"role": "assistant", "content": reply})
     messages.append({"role": "user", "content": user_message([p.text for p in passages], question)})
     return messages
+
+
+# The generic prompt of a plain RAG chain (LangChain's "stuff" question-answering prompt, in its words): the eval's
+# baseline row reads every figure against it. No citations, no fixed abstention, no worked examples.
+PLAIN_SYSTEM = """Use the following pieces of context to answer the question at the end. If you don't know the \
+answer, just say that you don't know, don't try to make up an answer."""
+
+
+def plain_answer_messages(passages: Sequence[Passage], question: str) -> list[ChatMessage]:
+    """The baseline's answer prompt: the generic instruction, the passages as context, then the question."""
+    context = "\n\n".join(_quote(p.text) for p in passages)
+    return [
+        {"role": "system", "content": PLAIN_SYSTEM},
+        {"role": "user", "content": f"{context}\n\nQuestion: {plain_text(question).strip()}\nHelpful Answer:"},
+    ]
 
 
 REWRITE_SYSTEM = """Rewrite the user's last question so that it can be understood without the \

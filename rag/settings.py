@@ -32,6 +32,14 @@ class GeneratorKind(StrEnum):
     OPENAI = "openai"
 
 
+class PromptStyle(StrEnum):
+    """How the answer prompt is written (RAG_PROMPT_STYLE): this project's rules with worked examples, or the
+    generic "use the context, say you don't know" prompt of a plain RAG chain (the eval's baseline row)."""
+
+    RULES = "rules"
+    PLAIN = "plain"
+
+
 class Settings(BaseSettings):
     """Defaults work on the built-in article; CLI flags and request fields override per call."""
 
@@ -127,6 +135,10 @@ class Settings(BaseSettings):
     llm_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
     llm_context: int = Field(2048, ge=512, description="Context window of the local model (tokens).")
     max_tokens: int = Field(96, ge=8, le=1024, description="Longest answer (tokens).")
+    prompt_style: PromptStyle = Field(
+        PromptStyle.RULES,
+        description="rules (cite passages, fixed abstention, worked examples) or plain (the eval's generic baseline).",
+    )
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible server.")
     openai_api_key: str = Field("not-needed", description="API key for that server.")
     openai_model: str = Field("local", description="Model name sent to that server.")

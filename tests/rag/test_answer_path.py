@@ -21,7 +21,7 @@ from rag.document_facts import asked_fact
 from rag.generators import GeneratorError
 from rag.grounding import EvidenceChecker, correct_calculations, find_calculations, is_instruction, safe_eval
 from rag.pipeline import DoneEvent, PassagesEvent, Pipeline, QuestionRewriter, StatusEvent, TokenEvent
-from rag.prompt import answer_messages
+from rag.prompt import PLAIN_SYSTEM, answer_messages
 from rag.settings import Settings
 from rag.testing import ScriptedGenerator
 from rag.types import Answer, Passage, Turn
@@ -45,6 +45,17 @@ def generator_of(pipeline: Pipeline) -> ScriptedGenerator:
 
 
 class TestGates:
+    def test_plain_prompt_style_asks_the_generic_prompt_and_reads_i_dont_know_as_abstention(
+        self, settings: Settings, article_index: PassageIndex
+    ) -> None:
+        plain = settings.with_overrides(prompt_style="plain", verify_answers=False, min_relevance=-1.0)
+        pipeline = Pipeline(plain, article_index, ScriptedGenerator(["I don't know."]))
+        answer = pipeline.ask("When did Gorbachev resign?")
+        assert answer.abstained and answer.abstain_reason == "model"
+        system, user = generator_of(pipeline).calls[0]
+        assert system["content"] == PLAIN_SYSTEM and "[1]" not in user["content"]
+        assert user["content"].endswith("Question: When did Gorbachev resign?\nHelpful Answer:")
+
     def test_unrelated_question_abstains_before_generating(self, scripted: Callable[..., Pipeline]) -> None:
         pipeline = scripted(["should never be used"])
         answer = pipeline.ask("What is the best recipe for banana bread with walnuts?")

@@ -88,13 +88,22 @@ class TestAbstention:
             "The documents don't say",
             "The passages do not mention the population of Vladivostok.",
             "The context does not say.",
+            "I don't know.",  # the generic baseline prompt's reply
+            "Sorry, I do not know the answer.",
             "",
         ],
     )
     def test_recognised(self, reply: str) -> None:
         assert is_abstention(reply)
 
-    @pytest.mark.parametrize("reply", ["In 1881 [1].", "The documents say the museum opened in 1881 [1]."])
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            "In 1881 [1].",
+            "The documents say the museum opened in 1881 [1].",
+            "He replied 'I don't know' to the committee [2].",
+        ],
+    )
     def test_answers_are_not_abstentions(self, reply: str) -> None:
         assert not is_abstention(reply)
 
