@@ -22,6 +22,7 @@ from typing import Literal
 from index.sentences import sentences
 from rag.answer_fit import CITATION_MARKS
 from rag.grounding import MONTHS, normalise_number, terms
+from rag.stopwords import STOPWORDS
 
 NumberKind = Literal["percent", "money", "year", "count"]
 
@@ -34,6 +35,9 @@ _YEAR_RANGE_GAP = re.compile(r"\s*[-–]\s*")
 # Where one clause of a sentence ends and the next begins: commas, semicolons, dashes, coordinating words.
 _CLAUSE_BREAK = re.compile(r",\s+|;\s+|\s+[—–]\s+|\s+(?:and|or|but|while|whereas)\s+")
 _OPENING = re.compile(r"[a-z]+", re.IGNORECASE)
+# Words and figures of a clause, to tell a list item ("Ireland") from a clause ("Norway in 1972").
+_LIST_WORD = re.compile(r"[A-Za-z][\w'’.-]*|\d")
+MAX_LIST_ITEM_WORDS = 3
 # Words every question shares with any clause: they say nothing about which clause is meant.
 _QUESTION_FRAME = frozenset({"year", "share", "perce", "many", "much", "numbe", "amoun", "total", "roughly", "about"})
 
@@ -66,14 +70,21 @@ def _kind(match: re.Match[str]) -> NumberKind:
     return "count"
 
 
+def _list_item(piece: str) -> bool:
+    """A piece that is only a name or two and no figure ("Ireland", "the UK"): an item of a list whose figure, if
+    any, comes with the last item ("the UK, Ireland, Denmark and Norway in 1972")."""
+    words = [w for w in _LIST_WORD.findall(piece) if w.lower() not in STOPWORDS]
+    return 0 < len(words) <= MAX_LIST_ITEM_WORDS and all(w[0].isupper() for w in words)
+
+
 def clauses(sentence: str) -> list[str]:
     """The sentence cut at commas, semicolons, dashes and coordinating words. A piece with no content word of its
-    own ("On Dec. 25", "1991") belongs to the piece after it."""
+    own ("On Dec. 25", "1991"), or an item of a list of names, belongs to the piece after it."""
     pieces = [p.strip() for p in _CLAUSE_BREAK.split(sentence) if p.strip()]
     merged: list[str] = []
     carry = ""
     for piece in pieces:
-        if not terms(piece)[0] - MONTHS:
+        if not terms(piece)[0] - MONTHS or _list_item(piece):
             carry = f"{carry} {piece}".strip()
             continue
         merged.append(f"{carry} {piece}".strip())

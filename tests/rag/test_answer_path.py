@@ -240,6 +240,9 @@ class TestAnswerFitsTheQuestion:
             ("How many years apart were the treaties?", "2 years: 1860 - 1858 = 2", True, True),
             ("In what year did he join?", "After the war", False, False),
             ("In what year did he join?", "In 2003", False, True),
+            # a word that only shares its first letters with the question's is not a repeat (SQuAD, seen withheld)
+            ("Hormones alter the immune system, so they are referred to as what?", "immunomodulators", False, True),
+            ("What did the immune systems of the hormones alter?", "The immune system's hormones", False, False),
         ],
     )
     def test_answer_shapes(self, question: str, answer: str, computed: bool, fits: bool) -> None:

@@ -28,6 +28,18 @@ def test_a_number_only_piece_belongs_to_the_clause_after_it() -> None:
     ]
 
 
+def test_a_list_of_names_shares_the_figure_of_its_last_item() -> None:
+    # SQuAD: "When did Denmark join the EU?" → 1972 was withheld as belonging to "Norway in 1972".
+    treaty = (
+        "More member states have joined through accession treaties, from the UK, Ireland, Denmark and Norway in "
+        "1972 (though Norway did not end up joining), Greece in 1979 and Austria, Finland and Sweden in 1994 (though "
+        "again Norway failed to join)."
+    )
+    assert clauses(treaty)[1] == "from the UK Ireland Denmark Norway in 1972 (though Norway did not end up joining)"
+    assert NumberBinding().run("When did Denmark join?", "1972 [1].", [treaty]).problem is None
+    assert NumberBinding().run("When did Finland join?", "1994 [1].", [treaty]).problem is None
+
+
 def test_the_neighbouring_figure_is_corrected_to_the_one_asked_about() -> None:
     result = NumberBinding().run("What share of the barley comes from Canada?", "40% [1].", [SHARES])
     assert result.corrected == "85% [1]." and result.problem is None
