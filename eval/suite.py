@@ -288,7 +288,7 @@ def stratified_sample(questions: Sequence[SquadQuestion], limit: int | None, see
 class SquadRow:
     """One SQuAD question's scores (one item of `squad.json`); retrieval scores only for answerable questions,
     answer scores only when the run answered. `draft` is the model's text before any check (empty when the relevance
-    gate answered without the model): what a perfect gate could show."""
+    gate answered without the model)."""
 
     id: str
     answerable: bool
@@ -364,9 +364,10 @@ def run_squad(
 
 
 def squad_summary(rows: Sequence[SquadRow], paragraphs: int, retrieval_only: bool) -> dict[str, float | None]:
-    """The run's figures (SQuAD v2 definitions: an abstention is the empty answer). `draft_contains_gold` and
-    `gate_ceiling_f1` read the drafts as a perfect gate would (every answerable draft shown, every unanswerable
-    question withheld): the most any answer check could make of this reader."""
+    """The run's figures (SQuAD v2 definitions: an abstention is the empty answer). `draft_contains_gold` scores the
+    model's drafts before any check, and `perfect_gate_f1` scores them as a perfect gate would pass them (every
+    answerable draft shown, every unanswerable question withheld): what gating alone could make of this reader. The
+    checks also correct and compute answers (a recount, a year span, a reason), which can add to it."""
     answerable = [r for r in rows if r.answerable]
     unanswerable = [r for r in rows if not r.answerable]
     summary: dict[str, float | None] = {
@@ -387,7 +388,7 @@ def squad_summary(rows: Sequence[SquadRow], paragraphs: int, retrieval_only: boo
             "false_abstention": m.mean([r.abstained for r in answerable]),
             "confidence_auroc": m.auroc([r.confidence or 0.0 for r in rows], [r.answerable for r in rows]),
             "draft_contains_gold": m.mean([r.draft_contains_gold for r in answerable]),
-            "gate_ceiling_f1": m.mean(ceiling),
+            "perfect_gate_f1": m.mean(ceiling),
             "median_ms": m.median_p95([r.total_ms or 0.0 for r in rows])[0],
         }
     return summary

@@ -92,7 +92,7 @@ def test_the_baseline_runs_beside_the_default_and_drafts_are_scored(settings: Se
     assert default.summary["draft_contains_gold"] == 1.0
     # A perfect gate shows every answerable draft and withholds both unanswerable questions.
     expected_ceiling = (sum(r.draft_f1 or 0.0 for r in default.rows if r.answerable) + 2) / 5
-    assert default.summary["gate_ceiling_f1"] == expected_ceiling
+    assert default.summary["perfect_gate_f1"] == expected_ceiling
 
     baseline_rows = {row.question: row for row in baseline.rows}
     assert baseline_rows["How long did the repairs of the Elm Bridge take?"].abstained == 1.0  # "I don't know."
