@@ -82,7 +82,7 @@ def _latency_plot(results_by_run: dict[str, Sequence[ItemResult]]) -> str:
                 labels.append(f"{name}\n{stage}")
                 data.append(values)
     if data:
-        axis.boxplot(data, tick_labels=labels, vert=False)
+        axis.boxplot(data, tick_labels=labels, orientation="horizontal")
     axis.set_xlabel("milliseconds")
     axis.set_title("Latency per stage")
     return _png(figure)
