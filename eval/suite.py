@@ -378,7 +378,7 @@ def squad_summary(rows: Sequence[SquadRow], paragraphs: int, retrieval_only: boo
         "mrr": m.mean([r.mrr for r in answerable]),
     }
     if not retrieval_only:
-        ceiling = [r.draft_f1 for r in answerable] + [1.0 for _ in unanswerable]
+        perfect_gate = [r.draft_f1 for r in answerable] + [1.0 for _ in unanswerable]
         summary |= {
             "exact_match": m.mean([r.exact_match for r in rows]),
             "f1": m.mean([r.f1 for r in rows]),
@@ -388,7 +388,7 @@ def squad_summary(rows: Sequence[SquadRow], paragraphs: int, retrieval_only: boo
             "false_abstention": m.mean([r.abstained for r in answerable]),
             "confidence_auroc": m.auroc([r.confidence or 0.0 for r in rows], [r.answerable for r in rows]),
             "draft_contains_gold": m.mean([r.draft_contains_gold for r in answerable]),
-            "perfect_gate_f1": m.mean(ceiling),
+            "perfect_gate_f1": m.mean(perfect_gate),
             "median_ms": m.median_p95([r.total_ms or 0.0 for r in rows])[0],
         }
     return summary

@@ -15,10 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.grounding import normalise_number, stem, terms
-from rag.stopwords import STOPWORDS
-
-_TOKEN = re.compile(r"[A-Za-z]+(?:['’][a-z]+)?|\d[\d,]*(?:\.\d+)?")
+from rag.grounding import normalise_number, shared_prefix, stem, terms
 
 # Citation marks ("[1]", "[1, 2]"), removed before an answer's words are compared.
 CITATION_MARKS = re.compile(r"\s*\[[^\]]*\]")
@@ -84,25 +81,11 @@ _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 MAX_REPEAT_ENDING = 3
 
 
-def _whole_terms(text: str) -> tuple[set[str], set[str]]:
-    """The text's content words, lower-cased but whole, and its normalised numbers."""
-    words = set()
-    for token in _TOKEN.findall(text):
-        lowered = token.lower().replace("’", "'").removesuffix("'s")
-        # Digits and number words ("two") are the numbers `terms` returns.
-        number = token[0].isdigit() or normalise_number(lowered) != lowered
-        if not number and lowered not in STOPWORDS and len(lowered) > 1:
-            words.add(lowered)
-    return words, terms(text)[1]
-
-
 def _repeated(word: str, question_words: set[str]) -> bool:
-    for other in question_words:
-        pairs = zip(word, other, strict=False)
-        shared = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(word), len(other)))
-        if stem(word) == stem(other) and shared >= max(len(word), len(other)) - MAX_REPEAT_ENDING:
-            return True
-    return False
+    return any(
+        stem(word) == stem(other) and shared_prefix(word, other) >= max(len(word), len(other)) - MAX_REPEAT_ENDING
+        for other in question_words
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +97,8 @@ class AnswerFit:
         `sources` are the cited passages' texts, where the answer's numbers come from."""
         text = CITATION_MARKS.sub(" ", answer)
         if not computed and not _CHOICE.search(question):
-            answer_words, answer_numbers = _whole_terms(text)
-            question_words, question_numbers = _whole_terms(question)
+            answer_words, answer_numbers = terms(text, whole_words=True)
+            question_words, question_numbers = terms(question, whole_words=True)
             repeated = all(_repeated(word, question_words) for word in answer_words)
             repeats = repeated and answer_numbers <= question_numbers
             if (answer_words or answer_numbers) and repeats:

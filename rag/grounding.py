@@ -151,17 +151,27 @@ def stem(word: str) -> str:
     return word[:5]
 
 
-def terms(text: str) -> tuple[set[str], set[str]]:
-    """Content-word stems and normalised numbers of a text."""
+def terms(text: str, whole_words: bool = False) -> tuple[set[str], set[str]]:
+    """Content-word stems (or, with `whole_words`, the lower-cased words without a possessive ending) and normalised
+    numbers of a text."""
     words: set[str] = set()
     numbers: set[str] = set()
     for token in _WORD.findall(text):
         lowered = token.lower()
         if token[0].isdigit() or lowered in _NUMBER_WORDS:
             numbers.add(normalise_number(token))
-        elif lowered not in _IGNORED_WORDS and len(lowered) > 1:
-            words.add(stem(lowered))
+        else:
+            word = lowered.replace("’", "'").removesuffix("'s") if whole_words else lowered
+            if word not in _IGNORED_WORDS and len(word) > 1:
+                words.add(word if whole_words else stem(word))
     return words, numbers
+
+
+def shared_prefix(first: str, second: str) -> int:
+    """How many letters two words share at their start."""
+    return next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), min(len(first), len(second))
+    )
 
 
 def is_instruction(sentence: str) -> bool:

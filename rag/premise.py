@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from index.types import Document
 from rag.aliases import other_names
-from rag.grounding import normalise_number
+from rag.grounding import normalise_number, shared_prefix
 from rag.stopwords import STOPWORDS
 from rag.types import Passage
 
@@ -125,12 +125,6 @@ def question_figures(question: str) -> list[Figure]:
     return figures
 
 
-def _shared_prefix(first: str, second: str) -> int:
-    return next(
-        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), min(len(first), len(second))
-    )
-
-
 def _initials(run: str) -> str:
     return "".join(word[0] for word in run.split() if word not in _RUN_FILLER)
 
@@ -195,7 +189,7 @@ class _Vocabulary:
         # "Chinese" for "China", "Russians" for "Russia": a shared stem of four letters or more that leaves each
         # word at most three letters of its own.
         for word in candidates:
-            shared = _shared_prefix(name, word)
+            shared = shared_prefix(name, word)
             if shared >= MIN_STEM and shared >= min(len(name), len(word)) - MAX_OWN_ENDING:
                 return True
         if len(name) < MIN_FUZZY_LENGTH:

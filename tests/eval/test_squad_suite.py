@@ -1,6 +1,6 @@
 """`rag eval --squad` without a model: a small SQuAD-format file, the real embedder and index, a ScriptedGenerator.
 What is checked: the plain baseline runs in the same call with its own prompt and settings, and the drafts are
-scored as well as the checked answers (the reader's ceiling)."""
+scored as well as the checked answers (what a perfect gate over them would reach)."""
 
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def test_the_baseline_runs_beside_the_default_and_drafts_are_scored(settings: Se
     assert repairs.draft_contains_gold == 1.0 and repairs.contains_gold == 0.0
     assert default.summary["draft_contains_gold"] == 1.0
     # A perfect gate shows every answerable draft and withholds both unanswerable questions.
-    expected_ceiling = (sum(r.draft_f1 or 0.0 for r in default.rows if r.answerable) + 2) / 5
-    assert default.summary["perfect_gate_f1"] == expected_ceiling
+    expected_perfect_gate = (sum(r.draft_f1 or 0.0 for r in default.rows if r.answerable) + 2) / 5
+    assert default.summary["perfect_gate_f1"] == expected_perfect_gate
 
     baseline_rows = {row.question: row for row in baseline.rows}
     assert baseline_rows["How long did the repairs of the Elm Bridge take?"].abstained == 1.0  # "I don't know."
