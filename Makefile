@@ -61,6 +61,8 @@ bench: dev
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.million
+	$(BIN)/python -m bench.knobs
+	$(BIN)/python -m bench.report
 
 eval: install
 	$(BIN)/rag eval

@@ -28,6 +28,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from eval.gold import ARTICLE_GOLD, load_gold
 from index.embedders import make_embedder
 from rag.document_facts import asked_fact
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Fewer requests.")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
+    notes: list[str] = []
     index_dir = PROJECT_ROOT / "var" / "bench-index"
     build_index(index_dir)
     launched = time.perf_counter()
@@ -154,10 +156,11 @@ def main() -> None:
         first_answer_s = timed_ask(url, cold_question)
         again_s = timed_ask(url, cold_question)
         console = Console(width=200)  # the whole table, also when the output is a file
-        console.print(
+        notes.append(
             f"cold start: rag serve → /api/health ready {ready_s:.1f} s; first answer {first_answer_s:.2f} s, the same "
             f"question again {again_s:.2f} s (the index and model files in the page cache; the model assembled)"
         )
+        console.print(notes[-1])
         items = load_gold(ARTICLE_GOLD)
         search_bodies: list[dict[str, object]] = [{"query": i.question} for i in items]
         # Every question asked once: the server's query-vector cache cannot help, so this row shows the cost of
@@ -219,7 +222,8 @@ def main() -> None:
                     str(outcome.transport_errors + sum(n for s, n in outcome.statuses.items() if 400 <= s < 500)),
                 )
         console.print(table)
-        console.print(f"peak server RSS: {peak_rss / 2**20:.0f} MB")
+        notes.append(f"peak server RSS: {peak_rss / 2**20:.0f} MB")
+        console.print(notes[-1])
     # After the server has stopped, so the embedder has the cores to itself.
     new_questions = [str(b["query"]) for b in new_bodies]
     for batch in (1, 8, Settings().embed_batch_size):  # the last is the most the server batches
@@ -227,7 +231,9 @@ def main() -> None:
         shares = ", ".join(
             f"c={c} {rate / ceiling:.0%}" for (kind, c), rate in search_rows.items() if kind == "each new"
         )
-        console.print(f"embedder alone, batches of {batch}: {ceiling:.0f} questions/s; search each new: {shares}")
+        notes.append(f"embedder alone, batches of {batch}: {ceiling:.0f} questions/s; search each new: {shares}")
+        console.print(notes[-1])
+    report.save("load", [table], notes, quick=args.quick)
 
 
 if __name__ == "__main__":

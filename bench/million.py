@@ -35,6 +35,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from index.embedders import make_embedder
 from index.types import ApproximateIndex, IndexSpec
 from index.vector_layout import HNSW_NEIGHBORS, TOMBSTONE_SHARE, VectorIndex, VectorLayout, lists_for
@@ -227,6 +228,7 @@ def main() -> None:
             "yes" if row.removal else "no",
         )
     Console(width=200).print(table)
+    report.save("million", [table], quick=args.quick)
     if not args.quick:
         RESULTS.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n", encoding="utf-8")
 

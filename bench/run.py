@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from eval.gold import ARTICLE_GOLD, load_gold
 from index.embedders import make_embedder, minilm_folder
 from index.loaders import load_documents
@@ -311,9 +311,9 @@ def main() -> None:
     for row in rows:
         table.add_row(*row)
     Console().print(table)
-    RESULTS.write_text(json.dumps(figures, indent=2))
-    markdown = ["| what | figure | ratio | note |", "|---|---|---|---|", *[f"| {' | '.join(r)} |" for r in rows]]
-    Path(PROJECT_ROOT / "bench" / "results.md").write_text("\n".join(markdown) + "\n")
+    if not args.quick:
+        RESULTS.write_text(json.dumps(figures, indent=2))
+    report.save("run", [table], quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from bench.load import Outcome, hammer
 from bench.run import synthetic_corpus
 from eval.gold import ARTICLE_GOLD, GoldItem, load_gold
@@ -452,7 +453,8 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     stores = measure_stores(plan, settings, embedder, article, WORK / "stores")
-    console.print(stores_table(stores, settings))
+    stores_summary = stores_table(stores, settings)
+    console.print(stores_summary)
     figures["stores"] = stores
     runs = {kind: measure_replicas(kind, plan, settings, embedder, article, WORK / kind) for kind in STORES}
     table, notes, figures["replicas"] = replicas_table(runs)
@@ -461,7 +463,9 @@ def main() -> None:
         console.print(note)
     if any(run.errors for by_count in runs.values() for run in by_count.values()):
         console.print(f"Some requests failed: the statuses are in {RESULTS.name}, the servers' logs in {WORK}.")
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    report.save("scale", [stores_summary, table], notes, quick=args.quick)
+    if not args.quick:
+        RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

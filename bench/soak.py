@@ -31,6 +31,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import report
 from bench.load import Outcome, build_index
 from eval.gold import ARTICLE_GOLD, load_gold
 from rag.settings import PROJECT_ROOT
@@ -256,9 +257,14 @@ def main() -> None:
             )
     console = Console(width=200)  # the whole table, also when the output is a file
     console.print(table)
-    for path, kinds in transport_kinds.items():
-        console.print(f"transport errors on {path}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
+    notes = [
+        f"transport errors on {path}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        for path, kinds in transport_kinds.items()
+    ]
+    for note in notes:
+        console.print(note)
     console.print(f"server log: {log}")
+    report.save("soak", [table], notes, quick=args.quick)
 
 
 if __name__ == "__main__":
