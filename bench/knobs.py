@@ -34,7 +34,7 @@ from rag.types import ChatMessage
 
 GGML_TYPE_Q8_0 = 8  # ggml's type id; llama-cpp-python exposes it as llama_cpp.GGML_TYPE_Q8_0
 ANSWER_TOKENS = 64
-ROUNDS = 2
+ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,10 @@ def decode_rate(runs: list[Measured]) -> float:
 def main() -> None:
     """Measure every configuration on the same prompts; print and save one table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 questions instead of 10, one round.")
+    parser.add_argument("--quick", action="store_true", help="3 questions instead of 6, one round.")
     args = parser.parse_args()
     settings = Settings()
-    prompts = answer_prompts(settings, 3 if args.quick else 10)
+    prompts = answer_prompts(settings, 3 if args.quick else 6)
     generator = make_generator(settings)
     if not isinstance(generator, LlamaCppGenerator):
         raise SystemExit("error: bench.knobs measures the in-process llama.cpp generator (RAG_GENERATOR=llama)")

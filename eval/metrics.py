@@ -11,6 +11,8 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+from rag.prompt import CITATION_MARKER, is_abstention
+
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "—": "-", "–": "-"})
 _CITATION = re.compile(r"\s*\[\d+\]")
 
@@ -96,6 +98,12 @@ def _f1(prediction: str, gold: str) -> float:
 def token_f1(prediction: str, gold: Sequence[str]) -> float:
     """SQuAD v2 token F1 against the best gold answer."""
     return max(_f1(prediction, g) for g in (list(gold) or [""]))
+
+
+def draft_prediction(draft: str) -> str:
+    """A model's draft as an answer is scored: its own abstention is the empty answer, citation marks are not
+    words."""
+    return "" if is_abstention(draft) else CITATION_MARKER.sub("", draft).strip()
 
 
 def contains_gold(prediction: str, gold: Sequence[str]) -> float:

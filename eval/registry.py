@@ -57,6 +57,7 @@ class Observation:
     passages: Sequence[str]
     relevant: Sequence[bool]
     answer: Answer | None = None
+    draft: str | None = None  # the model's reply before the checks, where the target shows it
 
     @property
     def answered(self) -> Answer:
@@ -276,6 +277,14 @@ METRICS = MetricRegistry(
             flags_failures=True,
         ),
         ItemMetric("f1", lambda o: m.token_f1(o.reply, o.item.answers), ANSWER, headline="F1", views=_TERMINAL),
+        # The reader without the checks: whether the model's draft held a gold answer (an abstention before the
+        # model wrote anything counts as a miss). Against contains_gold it says what the checks cost or add.
+        ItemMetric(
+            "draft_contains_gold",
+            lambda o: None if o.draft is None else m.contains_gold(m.draft_prediction(o.draft), o.item.answers),
+            ANSWER,
+            views=_TERMINAL,
+        ),
         ItemMetric("exact_match", lambda o: m.exact_match(o.reply, o.item.answers), ANSWER, views=_TERMINAL),
         # ---- citations (evidence overlap) ----
         ItemMetric(

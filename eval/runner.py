@@ -64,6 +64,8 @@ class ItemResult:
     scores: dict[str, float | None]
     timings_ms: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
+    # The model's reply before the checks (None when the target does not show it, or nothing was generated).
+    draft: str | None = None
 
 
 def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResult:
@@ -90,7 +92,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
     )
     answer = None
     if not retrieval_only:
-        answer = target.ask(item.question)
+        answer, result.draft = target.ask_with_draft(item.question)
         result.answer = answer.answer
         result.abstained = answer.abstained
         result.abstain_reason = answer.abstain_reason
@@ -99,7 +101,7 @@ def score_item(item: GoldItem, target: Target, retrieval_only: bool) -> ItemResu
         result.citations = [CitedPassage.of(c) for c in answer.citations]
         result.timings_ms = answer.timings_ms
         result.prompt_tokens = answer.prompt_tokens
-    result.scores = METRICS.score(Observation(item, texts, flags, answer))
+    result.scores = METRICS.score(Observation(item, texts, flags, answer, result.draft))
     return result
 
 

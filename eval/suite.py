@@ -19,16 +19,14 @@ from eval.gate import GateFailure, check_gate
 from eval.gold import ARTICLE_GOLD, GoldItem, corpus_for, load_gold
 from eval.report import grid_section, write_html_report
 from eval.runner import ItemResult, Scorecard, run_items, summarize, write_results
-from eval.targets import ApiTarget, InProcessTarget, Target
+from eval.targets import ApiTarget, InProcessTarget, Target, ask_with_draft
 from index.loaders import load_documents
 from index.service import new_index
 from index.types import ChunkUnit, Document, make_doc_id
 from rag.errors import UserError
 from rag.generators import Generator, make_generator
-from rag.pipeline import DoneEvent, Pipeline, TokenEvent
-from rag.prompt import CITATION_MARKER, is_abstention
+from rag.pipeline import Pipeline
 from rag.settings import PromptStyle, RetrieverKind, Settings
-from rag.types import Answer
 
 # The common default elsewhere: dense-only FAISS over 500-character chunks with 50 overlap, k=4, a generic "use the
 # context, say you don't know" prompt, no gates (no relevance gate, no answer checks, no sentence window).
@@ -310,27 +308,6 @@ class SquadRow:
     total_ms: float | None = None
 
 
-def ask_with_draft(pipeline: Pipeline, question: str) -> tuple[Answer, str]:
-    """The checked answer and the draft the model wrote on the way (its streamed tokens; a fact read from a
-    document's header stands in for a draft, as it does in the pipeline)."""
-    pieces: list[str] = []
-    for event in pipeline.stream(question):
-        if isinstance(event, TokenEvent):
-            pieces.append(event.text)
-        elif isinstance(event, DoneEvent):
-            answer = event.answer
-            draft = "".join(pieces).strip()
-            if not draft and answer.abstain_reason is None:
-                draft = answer.answer
-            return answer, draft
-    raise RuntimeError("the pipeline ended without an answer")
-
-
-def _draft_prediction(draft: str) -> str:
-    """A draft as SQuAD scores it: the model's own abstention is the empty answer, citation marks are not words."""
-    return "" if is_abstention(draft) else CITATION_MARKER.sub("", draft).strip()
-
-
 def run_squad(
     path: Path, settings: Settings, factory: PipelineFactory, limit: int | None, retrieval_only: bool
 ) -> tuple[dict[str, float | None], list[SquadRow]]:
@@ -355,7 +332,7 @@ def run_squad(
             row.answer, row.abstain_reason, row.confidence = answer.answer, answer.abstain_reason, answer.confidence
             row.total_ms = answer.timings_ms.get("total", 0.0)
             if question.answers:
-                drafted = _draft_prediction(row.draft)
+                drafted = m.draft_prediction(row.draft)
                 row.contains_gold = m.contains_gold(prediction, question.answers)
                 row.draft_f1 = m.token_f1(drafted, question.answers)
                 row.draft_contains_gold = m.contains_gold(drafted, question.answers)

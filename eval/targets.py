@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import httpx
 from typing_extensions import override
 
-from rag.pipeline import Pipeline
+from rag.pipeline import DoneEvent, Pipeline, TokenEvent
 from rag.types import Answer, Passage
 
 
@@ -24,6 +24,10 @@ class Target(ABC):
     def search(self, question: str, top_k: int) -> list[Passage]:
         """The `top_k` passages retrieval finds for a question, best first; nothing is generated."""
 
+    def ask_with_draft(self, question: str) -> tuple[Answer, str | None]:
+        """The answer and the model's draft before the checks; None where the target does not show its drafts."""
+        return self.ask(question), None
+
 
 class InProcessTarget(Target):
     """The pipeline in this process, called directly: no HTTP, no server limits."""
@@ -39,6 +43,10 @@ class InProcessTarget(Target):
     @override
     def search(self, question: str, top_k: int) -> list[Passage]:
         return self.pipeline.search(question, top_k=top_k)
+
+    @override
+    def ask_with_draft(self, question: str) -> tuple[Answer, str | None]:
+        return ask_with_draft(self.pipeline, question)
 
 
 class ApiTarget(Target):
@@ -59,3 +67,19 @@ class ApiTarget(Target):
         response = self._client.post("/api/search", json={"query": question, "top_k": top_k})
         response.raise_for_status()
         return [Passage.model_validate(p) for p in response.json()["passages"]]
+
+
+def ask_with_draft(pipeline: Pipeline, question: str) -> tuple[Answer, str]:
+    """The checked answer and the draft the model wrote on the way (its streamed tokens; a fact read from a
+    document's header stands in for a draft, as it does in the pipeline)."""
+    pieces: list[str] = []
+    for event in pipeline.stream(question):
+        if isinstance(event, TokenEvent):
+            pieces.append(event.text)
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+            draft = "".join(pieces).strip()
+            if not draft and answer.abstain_reason is None:
+                draft = answer.answer
+            return answer, draft
+    raise RuntimeError("the pipeline ended without an answer")

@@ -71,6 +71,17 @@ class ScriptedTarget(Target):
         )
 
 
+class DraftingTarget(ScriptedTarget):
+    """Shows the model's draft beside the checked answer, as the in-process target does."""
+
+    def __init__(self, reply: str, draft: str, abstain: bool = False) -> None:
+        super().__init__(reply, abstain)
+        self.draft = draft
+
+    def ask_with_draft(self, question: str) -> tuple[Answer, str | None]:
+        return self.ask(question), self.draft
+
+
 def _item(answers: list[str], kind: QuestionType = "date") -> GoldItem:
     evidence = [EVIDENCE] if answers else []
     return GoldItem(
@@ -127,6 +138,16 @@ class TestScoringAndSummary:
         result = score_item(_item(["1689"]), ScriptedTarget("", abstain=True), retrieval_only=False)
         assert result.scores["false_abstention"] == 1.0 and result.scores["contains_gold"] == 0.0
         assert result.scores["citation_precision"] is None and result.scores["supported"] is None
+
+    def test_the_draft_is_scored_beside_the_checked_answer(self) -> None:
+        withheld = score_item(_item(["1689"]), DraftingTarget("", "In 1689 [1].", abstain=True), False)
+        assert withheld.draft == "In 1689 [1]." and withheld.scores["draft_contains_gold"] == 1.0
+        assert withheld.scores["contains_gold"] == 0.0
+        declined = score_item(_item(["1689"]), DraftingTarget("", "The documents don't say.", abstain=True), False)
+        assert declined.scores["draft_contains_gold"] == 0.0
+        hidden = score_item(_item(["1689"]), ScriptedTarget("1689 [1]"), retrieval_only=False)
+        assert hidden.draft is None and hidden.scores["draft_contains_gold"] is None
+        assert summarize("d", {}, [withheld, declined, hidden]).metrics["draft_contains_gold"] == 0.5
 
     def test_retrieval_only_scores_retrieval_metrics_only(self) -> None:
         target = ScriptedTarget("never asked")
