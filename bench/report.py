@@ -1,50 +1,23 @@
-"""The benchmarks' tables as Markdown, and the README's benchmark tables regenerated from them.
+"""The benchmarks' tables, saved for the README and put into it.
 
 Each benchmark saves what it printed with `save(name, tables, notes)` to `bench/results/<name>.md` (a full run
 only: a `--quick` run checks that a benchmark works and keeps the last full figures). `python -m bench.report`
 (the last step of `make bench`) puts every saved block into the README between `<!-- bench:<name> -->` and
-`<!-- /bench:<name> -->`, so the README's figures are the last run's, not copied by hand. The prose around
-the markers, which reads the figures, stays as written.
+`<!-- /bench:<name> -->` (`eval.readme`), so the README's figures are the last run's, not copied by hand.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.table import Table
-from rich.text import Text
 
+from eval.readme import README, MissingMarkerError, render, splice
 from rag.settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-README = PROJECT_ROOT / "README.md"
-
-
-def _cell(value: object) -> str:
-    text = value.plain if isinstance(value, Text) else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def table_markdown(table: Table) -> str:
-    """A rich table as a Markdown table, its title (if any) as a line above it."""
-    columns = table.columns
-    header = "| " + " | ".join(_cell(c.header) for c in columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    cells = [list(c.cells) for c in columns]
-    body = ["| " + " | ".join(_cell(column[i]) for column in cells) + " |" for i in range(table.row_count)]
-    title = [f"*{_cell(table.title)}*", ""] if table.title else []
-    return "\n".join([*title, header, rule, *body])
-
-
-def render(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
-    """The Markdown block of one benchmark: its tables, then its notes as a list."""
-    parts = [table_markdown(t) for t in tables]
-    if notes:
-        parts.append("\n".join(f"- {note}" for note in notes))
-    return "\n\n".join(parts) + "\n"
 
 
 def save(name: str, tables: Sequence[Table], notes: Sequence[str] = (), *, quick: bool = False) -> Path | None:
@@ -57,24 +30,12 @@ def save(name: str, tables: Sequence[Table], notes: Sequence[str] = (), *, quick
     return path
 
 
-class MissingMarkerError(ValueError):
-    """The README has no place for a saved benchmark block."""
-
-
-def splice(readme: str, name: str, block: str) -> str:
-    """`readme` with the text between `<!-- bench:name -->` and `<!-- /bench:name -->` replaced by `block`."""
-    pattern = re.compile(rf"(<!-- bench:{re.escape(name)} -->\n).*?(<!-- /bench:{re.escape(name)} -->)", re.DOTALL)
-    if not pattern.search(readme):
-        raise MissingMarkerError(f"README has no <!-- bench:{name} --> … <!-- /bench:{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + block + m.group(2), readme, count=1)
-
-
 def update_readme(readme_path: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
     """Put every saved block into the README; the names of the blocks updated."""
     text = readme_path.read_text(encoding="utf-8")
     updated = []
     for saved in sorted(results_dir.glob("*.md")):
-        text = splice(text, saved.stem, saved.read_text(encoding="utf-8"))
+        text = splice(text, f"bench:{saved.stem}", saved.read_text(encoding="utf-8"))
         updated.append(saved.stem)
     readme_path.write_text(text, encoding="utf-8")
     return updated

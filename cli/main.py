@@ -627,6 +627,14 @@ def eval_command(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Add the common baseline row.")] = True,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Skip generation.")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 if eval/thresholds.json is not met.")] = False,
+    readme: Annotated[
+        bool,
+        typer.Option(
+            "--readme",
+            help="Put this run's table into the README's <!-- eval:NAME --> block (NAME: the gold file's stem, "
+            "or squad).",
+        ),
+    ] = False,
     injection: Annotated[
         bool, typer.Option("--injection", help="Ask the prompt-injection corpus (eval/injection/) instead.")
     ] = False,
@@ -652,11 +660,12 @@ def eval_command(
             feedback_file,
             out,
             others_given=bool(
-                gold or api or assignments or grid or squad or limit or retrieval_only or gate or injection
+                gold or api or assignments or grid or squad or limit or retrieval_only or gate or injection or readme
             ),
         )
         return
     from eval.gold import ARTICLE_GOLD
+    from eval.readme import render, update_block
     from eval.report import grid_table, print_scorecards, squad_table
     from eval.suite import GoldRunPlan, parse_assignments, parse_grid, run_gold_suite, run_squad_suite
 
@@ -671,7 +680,10 @@ def eval_command(
             return
         if squad is not None:
             squad_runs = run_squad_suite(squad, settings, limit, retrieval_only, out, baseline)
-            console.print(squad_table({run.name: run.summary for run in squad_runs}, squad.name))
+            table = squad_table({run.name: run.summary for run in squad_runs}, squad.name)
+            console.print(table)
+            if readme:
+                update_block("eval:squad", render([table]))
             return
         plan = GoldRunPlan(
             out=out,
@@ -690,8 +702,12 @@ def eval_command(
             err.print(f"[bold red]gate failed:[/] {failure}", highlight=False)
         if result.gate_failures == []:
             console.print("Gate passed.")
+        if readme and plan.grid:
+            update_block(f"eval:{plan.gold.stem}-grid", render([grid_table(result.grid)]))
         # The headline figures are the last line.
-        print_scorecards(result.cards, console)
+        table = print_scorecards(result.cards, console, plan.gold.stem)
+        if readme:
+            update_block(f"eval:{plan.gold.stem}", render([table]))
         if result.gate_failures:
             raise typer.Exit(1)
 

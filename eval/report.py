@@ -20,10 +20,11 @@ from eval.registry import METRICS, MISSING, View, format_value
 from eval.runner import ItemResult, Scorecard
 
 
-def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None) -> None:
-    """The terminal scorecard (the registry's terminal metrics, latency and prompt sizes), then each headline."""
+def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None, gold_name: str = "article") -> Table:
+    """The terminal scorecard (the registry's terminal metrics, latency and prompt sizes), then each headline;
+    the table printed."""
     console = console or Console()
-    table = Table(title="Scorecard (article gold set)" if cards else "Scorecard")
+    table = Table(title=f"Scorecard ({gold_name} gold set)")
     table.add_column("metric")
     for card in cards:
         table.add_column(card.name, justify="right")
@@ -48,6 +49,7 @@ def print_scorecards(cards: Sequence[Scorecard], console: Console | None = None)
     # The default configuration's headline comes last, so it is the final line of the output.
     for card in [*cards[1:], *cards[:1]]:
         console.print(card.headline(), highlight=False, soft_wrap=True)
+    return table
 
 
 def _png(figure: plt.Figure) -> str:

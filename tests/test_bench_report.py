@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import report
+from eval import readme
 
 
 def small_table() -> Table:
@@ -22,36 +23,38 @@ def small_table() -> Table:
 
 
 def test_a_rich_table_renders_as_markdown_with_its_title() -> None:
-    assert report.table_markdown(small_table()) == (
+    assert readme.table_markdown(small_table()) == (
         "*Load on loopback*\n\n| route | req/s |\n|---|---|\n| /api/search | 296.0 |\n| /api/ask \\| stream | 0.3 |"
     )
 
 
 def test_notes_follow_the_tables_as_a_list() -> None:
-    block = report.render([small_table()], ["peak server RSS: 2340 MB"])
+    block = readme.render([small_table()], ["peak server RSS: 2340 MB"])
     assert block.endswith("| 0.3 |\n\n- peak server RSS: 2340 MB\n")
 
 
 def test_splice_replaces_only_the_named_block() -> None:
-    readme = "intro\n<!-- bench:load -->\nold table\n<!-- /bench:load -->\nreading of it\n<!-- bench:run -->\nx\n<!-- /bench:run -->\n"
-    spliced = report.splice(readme, "load", "new table\n")
-    assert spliced == readme.replace("old table\n", "new table\n")
+    text = "intro\n<!-- bench:load -->\nold table\n<!-- /bench:load -->\nreading of it\n<!-- bench:run -->\nx\n<!-- /bench:run -->\n"
+    spliced = readme.splice(text, "bench:load", "new table\n")
+    assert spliced == text.replace("old table\n", "new table\n")
 
 
 def test_a_block_without_its_markers_is_an_error_naming_it() -> None:
-    with pytest.raises(report.MissingMarkerError, match="bench:knobs"):
-        report.splice("no markers here\n", "knobs", "table\n")
+    with pytest.raises(readme.MissingMarkerError, match="bench:knobs"):
+        readme.splice("no markers here\n", "bench:knobs", "table\n")
 
 
 def test_update_readme_puts_every_saved_block_in_place(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
     (results / "load.md").write_text("| a |\n|---|\n| 1 |\n")
-    readme = tmp_path / "README.md"
-    readme.write_text("# Benchmarks\n<!-- bench:load -->\n| a |\n|---|\n| 0 |\n<!-- /bench:load -->\nprose stays\n")
-    assert report.update_readme(readme, results) == ["load"]
+    readme_file = tmp_path / "README.md"
+    readme_file.write_text(
+        "# Benchmarks\n<!-- bench:load -->\n| a |\n|---|\n| 0 |\n<!-- /bench:load -->\nprose stays\n"
+    )
+    assert report.update_readme(readme_file, results) == ["load"]
     assert (
-        readme.read_text()
+        readme_file.read_text()
         == "# Benchmarks\n<!-- bench:load -->\n| a |\n|---|\n| 1 |\n<!-- /bench:load -->\nprose stays\n"
     )
 

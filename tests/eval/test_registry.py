@@ -281,3 +281,47 @@ class TestEvalCommand:
         written = {path.name for path in out.iterdir()}
         assert {"default.items.jsonl", "baseline.scorecard.json", "grid-top_k-4.items.jsonl", "report.html"} <= written
         assert "Ablation grid" in (out / "report.html").read_text(encoding="utf-8")
+
+    def test_readme_block_is_regenerated_from_the_run(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import cli.main
+        import eval.readme
+        import eval.suite
+
+        gold = tmp_path / "tiny.jsonl"
+        gold.write_text("".join(item.model_dump_json() + "\n" for item in [_item(["1689"]), _item([])]))
+        readme = tmp_path / "README.md"
+        readme.write_text("## Evaluation\n<!-- eval:tiny -->\nold figures\n<!-- /eval:tiny -->\nreading stays\n")
+        monkeypatch.setattr(eval.readme, "README", readme)
+        monkeypatch.setattr(eval.suite.PipelineFactory, "pipeline", lambda self, settings, documents=None: None)
+        monkeypatch.setattr(eval.suite, "InProcessTarget", lambda pipeline: ScriptedTarget("1689 [1]"))
+        args = ["eval", "--gold", str(gold), "--out", str(tmp_path / "out"), "--readme"]
+
+        result = CliRunner().invoke(cli.main.app, args)
+
+        assert result.exit_code == 0, result.output
+        text = readme.read_text()
+        assert "old figures" not in text and text.endswith("<!-- /eval:tiny -->\nreading stays\n")
+        assert "*Scorecard (tiny gold set)*\n\n| metric | default | baseline |\n" in text
+        assert "| contains_gold | 1.000 | 1.000 |" in text
+
+    def test_readme_without_the_block_is_a_one_line_error(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import cli.main
+        import eval.readme
+        import eval.suite
+
+        gold = tmp_path / "tiny.jsonl"
+        gold.write_text(_item(["1689"]).model_dump_json() + "\n")
+        readme = tmp_path / "README.md"
+        readme.write_text("## Evaluation\n")
+        monkeypatch.setattr(eval.readme, "README", readme)
+        monkeypatch.setattr(eval.suite.PipelineFactory, "pipeline", lambda self, settings, documents=None: None)
+        monkeypatch.setattr(eval.suite, "InProcessTarget", lambda pipeline: ScriptedTarget("1689 [1]"))
+        args = ["eval", "--gold", str(gold), "--out", str(tmp_path / "out"), "--readme", "--no-baseline"]
+
+        result = CliRunner().invoke(cli.main.app, args)
+
+        assert result.exit_code != 0
+        assert "README has no <!-- eval:tiny --> … <!-- /eval:tiny --> block" in result.output
+        assert readme.read_text() == "## Evaluation\n"
