@@ -702,8 +702,6 @@ def eval_command(
             err.print(f"[bold red]gate failed:[/] {failure}", highlight=False)
         if result.gate_failures == []:
             console.print("Gate passed.")
-        if readme and plan.grid:
-            update_block(f"eval:{plan.gold.stem}-grid", render([grid_table(result.grid)]))
         # The headline figures are the last line.
         table = print_scorecards(result.cards, console, plan.gold.stem)
         if readme:

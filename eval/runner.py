@@ -64,7 +64,7 @@ class ItemResult:
     scores: dict[str, float | None]
     timings_ms: dict[str, float] = field(default_factory=dict)
     prompt_tokens: dict[str, int] = field(default_factory=dict)
-    # The model's reply before the checks (None when the target does not show it, or nothing was generated).
+    # The model's reply before the checks (None when the target does not show it; empty when the model was not asked).
     draft: str | None = None
 
 
